@@ -1,0 +1,1 @@
+"""Pieces every entry point shares: user-facing errors, typed configs, run records."""

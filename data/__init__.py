@@ -1,0 +1,1 @@
+"""Annotations, media preprocessing, the feature cache and synthetic demo data."""

@@ -1,0 +1,1 @@
+"""Encoders (ImageBind), temporal layers and the decoders that turn similarities into labels."""

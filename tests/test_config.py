@@ -1,0 +1,48 @@
+from pathlib import Path
+
+import pytest
+
+from common import config
+from common.config import ConfigError
+from common.schema import Config
+
+REPO_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def test_default_config_loads_with_documented_defaults():
+    cfg = config.load(Config, REPO_CONFIGS / "_base_" / "default.yaml")
+    assert cfg.data.meta_csv == "ovave_dataset_preprocessed/ovave_dataset_meta.csv"
+
+
+def test_base_inheritance_and_overrides(tmp_path):
+    (tmp_path / "base.yaml").write_text("data:\n  meta_csv: a.csv\n  label_json: a.json\n")
+    (tmp_path / "exp.yaml").write_text("_base_: base.yaml\ndata:\n  meta_csv: b.csv\n")
+    cfg = config.load(Config, tmp_path / "exp.yaml", ["data.label_json=c.json"])
+    assert (cfg.data.meta_csv, cfg.data.label_json) == ("b.csv", "c.json")
+
+
+def test_unknown_key_names_key_and_choices(tmp_path):
+    (tmp_path / "exp.yaml").write_text("data:\n  meta_cvs: a.csv\n")
+    with pytest.raises(ConfigError, match=r"exp.yaml: unknown config key 'data.meta_cvs' \(did you mean 'meta_csv'\?\); "
+                                          r"valid keys under data: meta_csv, label_json, media_root"):
+        config.load(Config, tmp_path / "exp.yaml")
+
+
+def test_wrong_type_names_key(tmp_path):
+    (tmp_path / "exp.yaml").write_text("data:\n  meta_csv: 3\n")
+    with pytest.raises(ConfigError, match=r"data.meta_csv must be a string, got 3 \(int\)"):
+        config.load(Config, tmp_path / "exp.yaml")
+
+
+def test_bad_override_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="must look like section.key=value"):
+        config.parse_override("data.meta_csv")
+    with pytest.raises(ConfigError, match="config file not found"):
+        config.load(Config, tmp_path / "none.yaml")
+
+
+def test_base_loop_is_an_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("_base_: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("_base_: a.yaml\n")
+    with pytest.raises(ConfigError, match="loop"):
+        config.load(Config, tmp_path / "a.yaml")

@@ -1,0 +1,1 @@
+"""Command-line tools: feature extraction, video preparation, scoring, benchmarks."""
