@@ -1,0 +1,110 @@
+import json
+
+import pytest
+import torch
+
+from common.errors import UserError
+from models.checkpoint import CheckpointError, load_pretrained_imagebind, read_state_dict
+from models.imagebind import ImageBind, ImageBindSize, build_imagebind
+from models.segment_encoder import SegmentEncoder
+
+
+@pytest.fixture(scope="module")
+def small_reference(shared):
+    return torch.load(shared / "golden" / "imagebind_small_reference.pt", weights_only=True)
+
+
+def _reference_size(reference) -> ImageBindSize:
+    config = dict(reference["config"])
+    assert config.pop("audio_drop_path") > 0  # training-time only: our encoders are frozen
+    return ImageBindSize(**config)
+
+
+def test_small_reference_outputs(small_reference):
+    model = build_imagebind(_reference_size(small_reference))
+    model.load_state_dict(small_reference["state_dict"], strict=True)
+    inputs, outputs = small_reference["inputs"], small_reference["outputs"]
+    with torch.inference_mode():
+        ours = {"vision": model.encode_vision(inputs["vision"]), "audio": model.encode_audio(inputs["audio"]),
+                "text": model.encode_text(inputs["text"])}
+    for modality, expected in outputs.items():
+        torch.testing.assert_close(ours[modality], expected, rtol=0, atol=1e-5)
+
+
+def test_huge_state_dict_matches_official_manifest(shared):
+    manifest = json.loads((shared / "golden" / "imagebind_huge_manifest.json").read_text())["entries"]
+    with torch.device("meta"):
+        model = ImageBind(ImageBindSize.named("huge"))
+    assert {name: list(t.shape) for name, t in model.state_dict().items()} == manifest
+
+
+def test_checkpoint_round_trip_keeps_other_modalities_out(tmp_path, small_reference):
+    path = tmp_path / "imagebind.pth"
+    state = dict(small_reference["state_dict"])
+    state["modality_trunks.depth.blocks.0.norm_1.weight"] = torch.ones(3)  # other modalities are ignored
+    torch.save(state, path)
+    model = load_pretrained_imagebind(_reference_size(small_reference), path)
+    with torch.inference_mode():
+        out = model.encode_audio(small_reference["inputs"]["audio"])
+    torch.testing.assert_close(out, small_reference["outputs"]["audio"], rtol=0, atol=1e-5)
+    assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_checkpoint_errors(tmp_path, small_reference):
+    size = _reference_size(small_reference)
+    state = small_reference["state_dict"]
+    cases = {
+        "missing": ({k: v for k, v in state.items() if k != "modality_heads.audio.2.weight"},
+                    r"missing key 'modality_heads.audio.2.weight'"),
+        "shape": ({**state, "modality_preprocessors.text.pos_embed": torch.zeros(1, 77, 8)},
+                  r"key 'modality_preprocessors.text.pos_embed' has shape \(1, 77, 8\) but the model expects \(1, 77, 32\)"),
+        "extra": ({**state, "modality_trunks.vision.blocks.9.norm_1.weight": torch.ones(64)},
+                  r"unexpected key 'modality_trunks.vision.blocks.9.norm_1.weight'"),
+        "not_a_state_dict": ([1, 2, 3], r"is not a state dict"),
+        "non_tensor_values": ({"a": 1}, r"is not a state dict"),
+    }
+    for name, (content, message) in cases.items():
+        path = tmp_path / f"{name}.pth"
+        torch.save(content, path)
+        with pytest.raises(CheckpointError, match=message):
+            load_pretrained_imagebind(size, path)
+
+
+def test_missing_and_corrupt_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match=r"not found at .*absent.pth.*dl.fbaipublicfiles.com/imagebind"):
+        read_state_dict(tmp_path / "absent.pth")
+    corrupt = tmp_path / "corrupt.pth"
+    corrupt.write_bytes(b"this is not a checkpoint" * 100)
+    with pytest.raises(CheckpointError, match=r"corrupt.pth cannot be read as a PyTorch checkpoint"):
+        read_state_dict(corrupt)
+
+
+def test_unknown_size_lists_known_ones():
+    with pytest.raises(UserError, match=r"unknown ImageBind size 'giant'; known sizes: huge, small, tiny"):
+        ImageBindSize.named("giant")
+
+
+def test_segment_encoder_keeps_segments_apart():
+    torch.manual_seed(0)
+    model = build_imagebind("tiny")
+    encoder = SegmentEncoder(model, torch.device("cpu"))
+    frames = torch.randn(2, 10, 3, 224, 224)
+    clips = torch.randn(2, 10, 1, 128, 204)
+    vision, audio = encoder.vision(frames), encoder.audio(clips)
+    assert vision.shape == audio.shape == (2, 10, 16)
+    with torch.inference_mode():
+        torch.testing.assert_close(vision[1, 3], model.encode_vision(frames[1, 3:4])[0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(audio[0, 9], model.encode_audio(clips[0, 9:10])[0], rtol=1e-5, atol=1e-5)
+    assert encoder.text(torch.randint(0, 49407, (5, 77))).shape == (5, 16)
+
+
+def test_bf16_autocast_stays_close_to_fp32():
+    torch.manual_seed(0)
+    model = build_imagebind("tiny")
+    clips = torch.randn(1, 10, 1, 128, 204)
+    fp32 = SegmentEncoder(model, torch.device("cpu"), "fp32").audio(clips)
+    bf16 = SegmentEncoder(model, torch.device("cpu"), "bf16").audio(clips)
+    assert bf16.dtype == torch.float32
+    assert torch.nn.functional.cosine_similarity(fp32, bf16, dim=-1).min() > 0.99
+    with pytest.raises(UserError, match="unknown precision 'fp8'"):
+        SegmentEncoder(model, torch.device("cpu"), "fp8")
