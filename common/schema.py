@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal, Optional
 
 
 @dataclass(frozen=True)
@@ -15,5 +16,31 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class EncoderConfig:
+    size: str = "huge"  # a file of models/imagebind_sizes/
+    checkpoint: str = ".checkpoints/imagebind_huge.pth"  # or "random": seeded random weights (demo, tests)
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # fp32 is the published precision
+    text_template: str = "{}"  # how a class name becomes text; "{}" = the name as it is
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    dir: str = "cache/imagebind_huge"
+    dtype: Literal["float16", "float32"] = "float16"
+
+
+@dataclass(frozen=True)
+class ExtractConfig:
+    batch_size: int = 8  # videos per encoder call (10 segments each)
+    num_workers: Optional[int] = None  # media decoding processes; null = min(8, CPU count)
+    chunk_size: int = 256  # videos per durable chunk: what a killed run can lose
+    skip_bad_media: bool = False  # true: leave unreadable videos out, report and count them
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    extract: ExtractConfig = field(default_factory=ExtractConfig)
+    device: str = "auto"  # auto = CUDA when present; cpu; cuda; cuda:1

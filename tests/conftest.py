@@ -37,3 +37,28 @@ def real_index(shared):
 
     bench = shared / "ovavebench"
     return AnnotationIndex.load(bench / "ovave_dataset_meta.csv", bench / "released_ovavel_dataset_anno.json")
+
+
+@pytest.fixture(scope="session")
+def synthetic_bench(tmp_path_factory):
+    """A small synthetic OV-AVEBench (media + annotations) shared by the tests that read it."""
+    from data.synthetic import SyntheticSpec, make_synthetic_benchmark
+
+    spec = SyntheticSpec(seen_classes=("dog barking", "playing piano", "church bell ringing"),
+                         unseen_classes=("cat purring",), train_per_class=2, val_per_class=1, test_per_class=1)
+    return make_synthetic_benchmark(tmp_path_factory.mktemp("synthetic_bench"), spec)
+
+
+def synthetic_overrides(bench, cache_dir, *extra) -> list[str]:
+    """Config overrides for the synthetic benchmark, the tiny random encoder and the CPU."""
+    return [f"data.meta_csv={bench['meta_csv']}", f"data.label_json={bench['label_json']}",
+            f"data.media_root={bench['media_root']}", "encoder.size=tiny", "encoder.checkpoint=random",
+            f"cache.dir={cache_dir}", "extract.num_workers=0", "extract.batch_size=2", "extract.chunk_size=4",
+            "device=cpu", *extra]
+
+
+def synthetic_config(bench, cache_dir, *extra):
+    from common import config
+    from common.schema import Config
+
+    return config.load(Config, REPO / "configs" / "_base_" / "default.yaml", synthetic_overrides(bench, cache_dir, *extra))

@@ -1,0 +1,334 @@
+"""Fill the feature cache: decode media in worker processes, encode batches of segments,
+write durable chunks, merge each split atomically.
+
+Safe to kill at any moment: finished chunks are complete files (written then renamed), a
+re-run skips them, and a split's final arrays appear with one directory rename. Under
+torchrun each process takes every ``world_size``-th unfinished chunk, so any number of
+GPUs and nodes (sharing the cache folder) produce the same cache as one process.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from common.distributed import Process
+from common.errors import UserError
+from common.runinfo import code_version
+from common.schema import Config
+from data.annotations import AnnotationIndex, VideoSet
+from data.feature_cache import (CacheError, FeatureCache, FORMAT_VERSION, atomic_write, atomic_write_json,
+                                checkpoint_identity, writing)
+from data.preprocess import NUM_SEGMENTS, PREPROCESSING, MediaError, audio_segments, tokenize, video_frames
+from models.checkpoint import load_pretrained_imagebind, missing_checkpoint_message
+from models.imagebind import ImageBindSize, build_imagebind
+from models.segment_encoder import SegmentEncoder, resolve_device
+
+RANDOM_CHECKPOINT = "random"
+RANDOM_INIT_SEED = 0
+
+
+def media_paths(media_root, split: str, category: str, vid: str) -> tuple[Path, Path]:
+    """``{root}/{split}/audio/{class}/{vid}.wav`` and ``{root}/{split}/video/{class}/{vid}/``."""
+    root = Path(media_root) / split
+    return root / "audio" / category / f"{vid}.wav", root / "video" / category / vid
+
+
+def wanted_provenance(config: Config, remembered_checkpoint: dict | None = None) -> dict:
+    """What this run's features must have been made with. The checkpoint block is None when
+    the checkpoint file is not here (a cache made elsewhere is then trusted for it)."""
+    checkpoint = config.encoder.checkpoint
+    identity = None
+    if checkpoint == RANDOM_CHECKPOINT or Path(checkpoint).is_file():
+        identity = checkpoint_identity(checkpoint, remembered_checkpoint)
+    size = ImageBindSize.named(config.encoder.size)
+    return {
+        "format_version": FORMAT_VERSION,
+        "encoder": {"family": "imagebind", "size": config.encoder.size, "out_embed_dim": size.out_embed_dim,
+                    "precision": config.encoder.precision},
+        "checkpoint": identity,
+        "preprocessing": PREPROCESSING,
+        "dtype": config.cache.dtype,
+    }
+
+
+def build_encoder(config: Config, device: torch.device) -> SegmentEncoder:
+    if config.encoder.checkpoint == RANDOM_CHECKPOINT:
+        torch.manual_seed(RANDOM_INIT_SEED)
+        model = build_imagebind(config.encoder.size, device)
+    else:
+        model = load_pretrained_imagebind(config.encoder.size, config.encoder.checkpoint, device)
+    return SegmentEncoder(model, device, config.encoder.precision)
+
+
+class MediaDataset(Dataset):
+    """Videos of one split, decoded into encoder inputs; a bad video becomes a failure record."""
+
+    def __init__(self, videos: VideoSet, media_root, positions):
+        self.videos = videos
+        self.media_root = media_root
+        self.positions = list(positions)
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def __getitem__(self, i):
+        position = self.positions[i]
+        wav, frames = media_paths(self.media_root, self.videos.split, self.videos.categories[position],
+                                  self.videos.vid_names[position])
+        try:
+            return position, audio_segments(wav), video_frames(frames), ""
+        except MediaError as err:
+            return position, None, None, str(err)
+
+
+def _collate(samples):
+    good = [s for s in samples if not s[3]]
+    return {
+        "positions": [s[0] for s in good],
+        "audio": torch.stack([s[1] for s in good]) if good else None,
+        "frames": torch.stack([s[2] for s in good]) if good else None,
+        "failures": [(s[0], s[3]) for s in samples if s[3]],
+    }
+
+
+def _single_thread_worker(_):
+    torch.set_num_threads(1)  # workers decode; the main process owns the cores' math
+
+
+@dataclass
+class _Chunk:
+    """Rows of one chunk as they arrive; saved when every video is accounted for."""
+
+    index: int
+    size: int
+    positions: list
+    audio: list
+    vision: list
+    bad: list
+
+    def complete(self) -> bool:
+        return len(self.positions) + len(self.bad) == self.size
+
+    def save(self, path: Path, dtype: str, dim: int) -> None:
+        audio = np.concatenate(self.audio) if self.audio else np.zeros((0, NUM_SEGMENTS, dim))
+        vision = np.concatenate(self.vision) if self.vision else np.zeros((0, NUM_SEGMENTS, dim))
+        bad_positions = np.array([p for p, _ in self.bad], dtype=np.int64)
+        bad_reasons = np.array([r for _, r in self.bad], dtype=str)
+        atomic_write(path, lambda f: np.savez(f, positions=np.array(self.positions, dtype=np.int64),
+                                              audio=audio.astype(dtype), vision=vision.astype(dtype),
+                                              bad_positions=bad_positions, bad_reasons=bad_reasons))
+
+
+def _chunk_path(work: Path, index: int) -> Path:
+    return work / f"chunk_{index:06d}.npz"
+
+
+def _num_workers(configured) -> int:
+    return min(8, os.cpu_count() or 1) if configured is None else configured
+
+
+def _extract_chunks(config: Config, videos: VideoSet, cache: FeatureCache, encoder: SegmentEncoder,
+                    process: Process) -> None:
+    work = cache.work_dir(videos.split)
+    with writing(work):
+        work.mkdir(parents=True, exist_ok=True)
+    size = config.extract.chunk_size
+    num_chunks = math.ceil(len(videos) / size)
+    unfinished = [c for c in range(num_chunks) if not _chunk_path(work, c).is_file()]
+    mine = unfinished[process.rank::process.world_size]
+    positions = [p for c in mine for p in range(c * size, min(len(videos), (c + 1) * size))]
+    if not positions:
+        return
+    # Batches never cross a chunk: the same videos meet in a batch whichever rank runs them.
+    batch_size = config.extract.batch_size
+    batches, start = [], 0
+    for c in mine:
+        length = min(len(videos), (c + 1) * size) - c * size
+        batches += [list(range(start + i, start + min(i + batch_size, length))) for i in range(0, length, batch_size)]
+        start += length
+    loader = DataLoader(MediaDataset(videos, config.data.media_root, positions), batch_sampler=batches,
+                        num_workers=_num_workers(config.extract.num_workers), collate_fn=_collate,
+                        pin_memory=encoder.device.type == "cuda", worker_init_fn=_single_thread_worker)
+    chunks: dict[int, _Chunk] = {}
+    label = f"{videos.split}" + (f" [rank {process.rank}/{process.world_size}]" if process.world_size > 1 else "")
+    with tqdm(total=len(positions), unit="video", desc=f"extract {label}", dynamic_ncols=True) as bar:
+        for items in loader:
+            for position, reason in items["failures"]:
+                if not config.extract.skip_bad_media:
+                    raise MediaError(f"{reason}\n(video {videos.vid_names[position]!r} of the {videos.split} split; "
+                                     "fix or replace the file and re-run, or set extract.skip_bad_media: true to "
+                                     "leave bad videos out and count them)")
+                _chunk_for(chunks, position, size, len(videos)).bad.append((position, reason))
+            if items["positions"]:
+                audio = encoder.audio(items["audio"]).cpu().numpy()
+                vision = encoder.vision(items["frames"]).cpu().numpy()
+                for i, position in enumerate(items["positions"]):
+                    chunk = _chunk_for(chunks, position, size, len(videos))
+                    chunk.positions.append(position)
+                    chunk.audio.append(audio[i:i + 1])
+                    chunk.vision.append(vision[i:i + 1])
+            for index in [i for i, chunk in chunks.items() if chunk.complete()]:
+                chunks.pop(index).save(_chunk_path(work, index), config.cache.dtype, encoder.embed_dim)
+            bar.update(len(items["positions"]) + len(items["failures"]))
+
+
+def _chunk_for(chunks: dict, position: int, size: int, total: int) -> _Chunk:
+    index = position // size
+    if index not in chunks:
+        chunks[index] = _Chunk(index, min(size, total - index * size), [], [], [], [])
+    return chunks[index]
+
+
+def _merge(videos: VideoSet, cache: FeatureCache, dim: int, dtype: str) -> tuple[int, int]:
+    """Chunks -> the split's final arrays, in video-list order, appearing by one rename."""
+    work = cache.work_dir(videos.split)
+    paths = sorted(work.glob("chunk_*.npz"))
+    kept, bad = [], []
+    for path in paths:
+        with np.load(path) as chunk:
+            kept.append(chunk["positions"])
+            bad.extend(zip(chunk["bad_positions"].tolist(), chunk["bad_reasons"].tolist()))
+    covered = sum(len(k) for k in kept) + len(bad)
+    if covered != len(videos):
+        raise CacheError(f"extraction of {videos.split} is incomplete ({covered} of {len(videos)} videos in "
+                         f"{work}); re-run the extraction to finish it")
+    total = covered - len(bad)
+    final = cache.split_dir(videos.split)
+    staging = cache.root / f".{videos.split}.merging"
+    with writing(staging):
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        audio = np.lib.format.open_memmap(staging / "audio.npy", mode="w+", dtype=dtype, shape=(total, NUM_SEGMENTS, dim))
+        vision = np.lib.format.open_memmap(staging / "vision.npy", mode="w+", dtype=dtype, shape=(total, NUM_SEGMENTS, dim))
+        row = 0
+        for path in paths:
+            with np.load(path) as chunk:
+                n = len(chunk["positions"])
+                audio[row:row + n] = chunk["audio"]
+                vision[row:row + n] = chunk["vision"]
+                row += n
+        audio.flush()
+        vision.flush()
+        del audio, vision
+        order = np.concatenate(kept) if kept else np.zeros(0, np.int64)
+        with open(staging / "videos.csv", "w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["vid_name"])
+            writer.writerows([videos.vid_names[p]] for p in order)
+        if bad:
+            with open(staging / "excluded.csv", "w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["vid_name", "reason"])
+                writer.writerows([videos.vid_names[p], reason] for p, reason in sorted(bad))
+        for name in os.listdir(staging):
+            with open(staging / name, "rb") as handle:
+                os.fsync(handle.fileno())
+        os.rename(staging, final)
+    cache.remove_work(videos.split)
+    return total, len(bad)
+
+
+def _check_free_space(root: Path, videos: int, dim: int, dtype: str) -> None:
+    # chunks and the merged arrays coexist for a moment: twice the final size
+    needed = 2 * videos * 2 * NUM_SEGMENTS * dim * np.dtype(dtype).itemsize
+    free = shutil.disk_usage(root).free
+    if free < needed:
+        raise CacheError(f"not enough disk space for the feature cache at {root}: about {needed / 1e9:.1f} GB "
+                         f"needed, {free / 1e9:.1f} GB free. Free space or choose another cache.dir.")
+
+
+def _prepare_cache(config: Config, cache: FeatureCache) -> None:
+    """Create the cache with its provenance, or check an existing one against this run."""
+    remembered = cache.provenance().get("checkpoint") if cache.exists() else None
+    wanted = wanted_provenance(config, remembered)
+    if cache.exists():
+        cache.check(wanted)
+        if wanted["checkpoint"] not in (None, remembered):  # remember the hash for the file as it is now
+            atomic_write_json(cache.provenance_path, {**cache.provenance(), "checkpoint": wanted["checkpoint"]})
+        return
+    with writing(cache.root):
+        if cache.root.exists() and not cache.root.is_dir():
+            raise CacheError(f"cache.dir {cache.root} is a file, not a folder")
+        cache.root.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(cache.provenance_path, {**wanted, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                              "code_version": code_version(), "torch": torch.__version__})
+
+
+def can_extract(config: Config, splits) -> list[str]:
+    """Why extraction is impossible here (empty when it is possible)."""
+    reasons = []
+    checkpoint = config.encoder.checkpoint
+    if checkpoint != RANDOM_CHECKPOINT and not Path(checkpoint).is_file():
+        reasons.append(missing_checkpoint_message(Path(checkpoint)))
+    for split in splits:
+        if not (Path(config.data.media_root) / split).is_dir():
+            reasons.append(f"no media for the {split} split under {Path(config.data.media_root) / split} "
+                           "(see ovave_dataset_preprocessed/README.md for the layout)")
+    return reasons
+
+
+def extract(config: Config, splits, process: Process = Process(), index: AnnotationIndex | None = None) -> FeatureCache:
+    """Make sure the cache holds ``splits`` and both vocabularies' text; extract what is missing."""
+    index = index or AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
+    cache = FeatureCache(config.cache.dir)
+    names = list(index.all_vocabulary.names)
+    template = config.encoder.text_template
+    if process.is_main:
+        _prepare_cache(config, cache)
+    process.barrier()
+    todo = [split for split in splits if not cache.has_split(split)]
+    need_text = bool(cache.missing_text(names, template))
+    if not todo and not need_text:
+        return cache
+    reasons = can_extract(config, todo)
+    if reasons:
+        raise CacheError("cannot extract features: " + "; ".join(reasons))
+    device = resolve_device(config.device)
+    if device.type == "cuda" and process.world_size > 1:
+        device = torch.device("cuda", process.local_rank)
+    encoder = build_encoder(config, device)
+    if process.is_main and need_text:
+        cache.write_text(names, encoder.text(tokenize(names, template)).cpu().numpy(), template, config.cache.dtype)
+    for split in todo:
+        videos = index.videos(split)
+        if process.is_main:
+            _check_free_space(cache.root, len(videos), encoder.embed_dim, config.cache.dtype)
+        start = time.perf_counter()
+        _extract_chunks(config, videos, cache, encoder, process)
+        process.barrier()
+        if process.is_main:
+            kept, excluded = _merge(videos, cache, encoder.embed_dim, config.cache.dtype)
+            rate = len(videos) / max(time.perf_counter() - start, 1e-9)
+            note = f", {excluded} left out (see {cache.split_dir(split) / 'excluded.csv'})" if excluded else ""
+            print(f"{split}: {kept} videos cached in {cache.split_dir(split)} ({rate:.1f} videos/s){note}")
+        process.barrier()
+    return cache
+
+
+def ensure_features(config: Config, splits, index: AnnotationIndex) -> FeatureCache:
+    """The cache for ``splits``, extracting first when it lacks them and media + checkpoint are here."""
+    cache = FeatureCache(config.cache.dir)
+    if cache.exists():
+        cache.check(wanted_provenance(config, cache.provenance().get("checkpoint")))
+    missing = [s for s in splits if not cache.has_split(s)]
+    if not missing and not cache.missing_text(index.all_vocabulary.names, config.encoder.text_template):
+        return cache
+    reasons = can_extract(config, missing)
+    if reasons:
+        raise UserError(
+            f"the feature cache at {cache.root} lacks {', '.join(missing) or 'the text embeddings'} and they "
+            "cannot be extracted here:\n  - " + "\n  - ".join(reasons)
+            + f"\nEither place the media under {config.data.media_root} and the checkpoint at "
+            f"{config.encoder.checkpoint}, or point cache.dir at an existing cache.")
+    return extract(config, missing, index=index)

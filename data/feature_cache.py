@@ -1,0 +1,243 @@
+"""The feature cache: per-segment ImageBind embeddings of every video, written once, then
+memory-mapped by every evaluation and training epoch.
+
+Layout (plain ``.npy`` / ``.npz`` / CSV / JSON; readable with numpy alone)::
+
+    <cache.dir>/
+      provenance.json          what made the features: encoder, checkpoint identity,
+                               preprocessing, precision, dtype (compared on every use)
+      text/<template id>.npz   template (str), names [K] (str), embeddings [K, D]: one row per
+                               class name, one file per text template (id = sha1 of it, 12 hex)
+      <split>/                 train, val, test: each appears complete, by one rename
+        videos.csv             vid_name per row of the arrays below
+        audio.npy              [N, 10, D] audio embedding of each 1 s segment
+        vision.npy             [N, 10, D] frame embedding of each segment
+        excluded.csv           vid_name,reason: videos left out (only with skip_bad_media)
+      .work/<split>/chunk_*.npz  finished chunks of an extraction in progress
+
+Rows are the ImageBind outputs as the official model returns them: vision unit-norm, audio
+unit-norm x 20, text unit-norm x its logit scale; cosine similarity normalises them again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from common.errors import UserError
+
+FORMAT_VERSION = 1
+PROVENANCE_FILE = "provenance.json"
+TEXT_DIR = "text"
+WORK_DIR = ".work"
+# Keys of provenance.json that must equal the run's; the rest is informational.
+COMPARED_KEYS = ("format_version", "encoder", "checkpoint", "preprocessing", "dtype")
+
+
+class CacheError(UserError):
+    """The cache is missing, incomplete, unwritable or was made differently."""
+
+
+# --- writing, safely ---------------------------------------------------------------------
+
+@contextlib.contextmanager
+def writing(path: Path):
+    """Translate OS errors while writing the cache into one message with the way out."""
+    try:
+        yield
+    except OSError as err:
+        reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                  errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                  errno.EPERM: "permission denied"}.get(err.errno, err.strerror or str(err))
+        raise CacheError(f"cannot write the feature cache at {path}: {reason}. Free space or choose "
+                         "another cache.dir; a re-run resumes where this one stopped.") from None
+
+
+def atomic_write(path: Path, write) -> None:
+    """``write(file_object)`` to a temporary file, flushed to disk, then renamed over ``path``:
+    readers see the old file or the whole new one, never a part."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with writing(path):
+        with open(tmp, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+
+
+def atomic_write_json(path: Path, data) -> None:
+    atomic_write(path, lambda f: f.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode()))
+
+
+# --- provenance --------------------------------------------------------------------------
+
+def file_sha256(path: Path, block: int = 1 << 24) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def checkpoint_identity(checkpoint: str, remembered: dict | None = None) -> dict:
+    """``{"size_bytes", "sha256"}`` of a checkpoint file (``{"random_init": true}`` for random
+    weights). The hash takes ~15 s for ImageBind-Huge, so a hash remembered in a cache's
+    provenance is reused while the file's size and modification time are unchanged."""
+    if checkpoint == "random":
+        return {"random_init": True}
+    stat = Path(checkpoint).stat()
+    if remembered and remembered.get("size_bytes") == stat.st_size and remembered.get("mtime_ns") == stat.st_mtime_ns:
+        sha = remembered["sha256"]
+    else:
+        sha = file_sha256(Path(checkpoint))
+    return {"size_bytes": stat.st_size, "sha256": sha, "mtime_ns": stat.st_mtime_ns,
+            "file_name": Path(checkpoint).name}
+
+
+def _comparable(provenance: dict) -> dict:
+    picked = {key: provenance.get(key) for key in COMPARED_KEYS}
+    if picked["checkpoint"] is not None:
+        picked["checkpoint"] = {k: v for k, v in picked["checkpoint"].items() if k not in ("mtime_ns", "file_name")}
+    return picked
+
+
+def _differences(cached, wanted, prefix=""):
+    if isinstance(cached, dict) and isinstance(wanted, dict):
+        for key in sorted(set(cached) | set(wanted)):
+            yield from _differences(cached.get(key), wanted.get(key), f"{prefix}{key}.")
+    elif cached != wanted:
+        yield f"{prefix.rstrip('.')}: cache has {cached!r}, this run has {wanted!r}"
+
+
+def provenance_differences(cached: dict, wanted: dict) -> list[str]:
+    """What differs; a ``wanted`` checkpoint of None (file not here) is not compared."""
+    cached, wanted = _comparable(cached), _comparable(wanted)
+    if wanted["checkpoint"] is None:
+        cached["checkpoint"] = None
+    return list(_differences(cached, wanted))
+
+
+# --- reading -----------------------------------------------------------------------------
+
+@dataclass
+class SplitFeatures:
+    """One split's embeddings, memory-mapped: nothing is read until rows are asked for."""
+
+    split: str
+    vid_names: np.ndarray  # [N]
+    audio: np.ndarray  # [N, 10, D] memmap
+    vision: np.ndarray  # [N, 10, D] memmap
+    excluded: dict[str, str]  # vid_name -> reason
+
+    def rows(self, vid_names) -> tuple[np.ndarray, np.ndarray]:
+        """Row of each video (-1 where excluded) and the excluded mask; unknown videos are an error."""
+        lookup = {name: i for i, name in enumerate(self.vid_names)}
+        rows = np.array([lookup.get(name, -1) for name in vid_names], dtype=np.int64)
+        excluded = np.array([name in self.excluded for name in vid_names], dtype=bool)
+        unknown = np.flatnonzero((rows < 0) & ~excluded)
+        if unknown.size:
+            raise CacheError(
+                f"the {self.split} features lack {unknown.size} of the {len(rows)} videos asked for "
+                f"(e.g. {vid_names[unknown[0]]!r}): the cache was built from another video list. Delete "
+                f"its {self.split}/ folder to extract again, or point cache.dir elsewhere.")
+        return rows, excluded
+
+
+class FeatureCache:
+    def __init__(self, root):
+        self.root = Path(root)
+
+    @property
+    def provenance_path(self) -> Path:
+        return self.root / PROVENANCE_FILE
+
+    def exists(self) -> bool:
+        return self.provenance_path.is_file()
+
+    def provenance(self) -> dict:
+        try:
+            return json.loads(self.provenance_path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise CacheError(f"cannot read {self.provenance_path}: {err}") from None
+
+    def check(self, wanted: dict) -> None:
+        """Never mix: the cache's provenance must equal this run's."""
+        differences = provenance_differences(self.provenance(), wanted)
+        if differences:
+            raise CacheError(f"the feature cache at {self.root} was made differently from what this run asks for:\n  "
+                             + "\n  ".join(differences)
+                             + "\nPoint cache.dir at another folder (or delete this one) to extract matching features.")
+
+    def split_dir(self, split: str) -> Path:
+        return self.root / split
+
+    def has_split(self, split: str) -> bool:
+        return (self.split_dir(split) / "videos.csv").is_file()
+
+    def split(self, split: str) -> SplitFeatures:
+        folder = self.split_dir(split)
+        if not self.has_split(split):
+            raise CacheError(f"the feature cache at {self.root} has no {split} split yet")
+        with open(folder / "videos.csv", newline="") as handle:
+            vid_names = np.array([row["vid_name"] for row in csv.DictReader(handle)], dtype=str)
+        excluded = {}
+        if (folder / "excluded.csv").is_file():
+            with open(folder / "excluded.csv", newline="") as handle:
+                excluded = {row["vid_name"]: row["reason"] for row in csv.DictReader(handle)}
+        audio = np.load(folder / "audio.npy", mmap_mode="r")
+        vision = np.load(folder / "vision.npy", mmap_mode="r")
+        if not (len(vid_names) == len(audio) == len(vision)):
+            raise CacheError(f"{folder}: videos.csv, audio.npy and vision.npy disagree on the number of rows")
+        return SplitFeatures(split, vid_names, audio, vision, excluded)
+
+    def text_path(self, template: str) -> Path:
+        return self.root / TEXT_DIR / f"{hashlib.sha1(template.encode()).hexdigest()[:12]}.npz"
+
+    def _text_table(self, template: str) -> dict[str, np.ndarray]:
+        path = self.text_path(template)
+        if not path.is_file():
+            return {}
+        with np.load(path) as data:
+            return dict(zip(data["names"].tolist(), data["embeddings"]))
+
+    def missing_text(self, names, template: str) -> list[str]:
+        table = self._text_table(template)
+        return [name for name in names if name not in table]
+
+    def text(self, names, template: str) -> np.ndarray:
+        """``[K, D]`` float32 embeddings of the class names (in the order given) under ``template``."""
+        table = self._text_table(template)
+        missing = [name for name in names if name not in table]
+        if missing:
+            raise CacheError(f"the feature cache at {self.root} has no text embedding for {missing[0]!r} "
+                             f"with template {template!r} (and {len(missing) - 1} more class names)")
+        return np.stack([table[name] for name in names]).astype(np.float32)
+
+    def write_text(self, names, embeddings: np.ndarray, template: str, dtype: str) -> None:
+        """Add class-name embeddings for ``template``, keeping the ones already there."""
+        table = self._text_table(template)
+        table.update(zip(names, embeddings))
+        ordered = sorted(table)
+        matrix = np.stack([table[name] for name in ordered]).astype(dtype)
+        path = self.text_path(template)
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, lambda f: np.savez(f, template=np.array(template), names=np.array(ordered, dtype=str),
+                                              embeddings=matrix))
+
+    def work_dir(self, split: str) -> Path:
+        return self.root / WORK_DIR / split
+
+    def remove_work(self, split: str) -> None:
+        shutil.rmtree(self.work_dir(split), ignore_errors=True)
+        with contextlib.suppress(OSError):
+            self.work_dir(split).parent.rmdir()  # only once no split is in progress

@@ -1,0 +1,224 @@
+import errno
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import REPO, synthetic_config, synthetic_overrides
+from common.errors import UserError
+from data import extraction, feature_cache
+from data.annotations import AnnotationIndex
+from data.extraction import ensure_features, extract, media_paths
+from data.feature_cache import CacheError, FeatureCache
+from data.preprocess import MediaError, audio_segments, tokenize, video_frames
+
+SPLITS = ("train", "val", "test")
+
+
+@pytest.fixture(scope="module")
+def reference_cache(synthetic_bench, tmp_path_factory):
+    """One uninterrupted single-process extraction that other runs must equal."""
+    config = synthetic_config(synthetic_bench, tmp_path_factory.mktemp("reference") / "cache")
+    return extract(config, SPLITS)
+
+
+def _assert_same_cache(a: FeatureCache, b: FeatureCache):
+    for split in SPLITS:
+        fa, fb = a.split(split), b.split(split)
+        np.testing.assert_array_equal(fa.vid_names, fb.vid_names)
+        np.testing.assert_array_equal(np.asarray(fa.audio), np.asarray(fb.audio))
+        np.testing.assert_array_equal(np.asarray(fa.vision), np.asarray(fb.vision))
+    names = ["other", "dog barking", "cat purring"]
+    np.testing.assert_array_equal(a.text(names, "{}"), b.text(names, "{}"))
+
+
+def _direct_embeddings(config, split):
+    index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
+    videos = index.videos(split)
+    encoder = extraction.build_encoder(config, torch.device("cpu"))
+    audio, vision = [], []
+    for vid, category in zip(videos.vid_names, videos.categories):
+        wav, frames = media_paths(config.data.media_root, split, category, vid)
+        audio.append(encoder.audio(audio_segments(wav)[None])[0].numpy())
+        vision.append(encoder.vision(video_frames(frames)[None])[0].numpy())
+    return videos, np.stack(audio), np.stack(vision), encoder, index
+
+
+def test_cache_layout_and_rows_equal_direct_encoding(synthetic_bench, reference_cache, tmp_path):
+    config = synthetic_config(synthetic_bench, reference_cache.root)
+    videos, audio, vision, encoder, index = _direct_embeddings(config, "test")
+    cached = reference_cache.split("test")
+    np.testing.assert_array_equal(cached.vid_names, videos.vid_names)
+    assert cached.audio.dtype == np.float16 and isinstance(cached.audio, np.memmap)
+    assert cached.audio.shape == (len(videos), 10, 16)
+    # float16 storage: within one float16 rounding of the direct output
+    for stored, direct in ((cached.audio, audio), (cached.vision, vision)):
+        scale = np.abs(direct).max(axis=-1, keepdims=True)
+        assert (np.abs(stored.astype(np.float32) - direct) <= scale * 2.0 ** -10).all()
+    names = list(index.all_vocabulary.names)
+    text = encoder.text(tokenize(names)).numpy()
+    np.testing.assert_allclose(reference_cache.text(names, "{}"), text, rtol=2.0 ** -10, atol=1e-3)
+    assert not (reference_cache.root / ".work").exists()
+
+
+def test_float32_cache_is_exact_to_float32(synthetic_bench, tmp_path):
+    config = synthetic_config(synthetic_bench, tmp_path / "cache32", "cache.dtype=float32", "extract.batch_size=1")
+    cache = extract(config, ["val"])
+    videos, audio, vision, _, _ = _direct_embeddings(config, "val")
+    np.testing.assert_allclose(np.asarray(cache.split("val").audio), audio, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(cache.split("val").vision), vision, rtol=1e-5, atol=1e-5)
+
+
+def _extract_command(bench, cache_dir, *extra, torchrun=False):
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"] \
+        if torchrun else [sys.executable]
+    return launcher + [str(REPO / "tools" / "extract_features.py"), "--config",
+                       str(REPO / "configs" / "_base_" / "default.yaml"), *synthetic_overrides(bench, cache_dir, *extra)]
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_give_the_same_cache(synthetic_bench, reference_cache, tmp_path):
+    result = subprocess.run(_extract_command(synthetic_bench, tmp_path / "cache", torchrun=True), cwd=REPO,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[rank 1/2]" in result.stderr  # both ranks did work
+    _assert_same_cache(FeatureCache(tmp_path / "cache"), reference_cache)
+
+
+@pytest.mark.slow
+def test_killed_extraction_resumes_without_redoing_finished_chunks(synthetic_bench, reference_cache, tmp_path,
+                                                                   monkeypatch):
+    cache_dir = tmp_path / "cache"
+    work = cache_dir / ".work" / "train"
+    process = subprocess.Popen(_extract_command(synthetic_bench, cache_dir, "extract.chunk_size=1",
+                                                "extract.batch_size=1"),
+                               cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(work.glob("chunk_*.npz"))) < 2:
+        assert process.poll() is None, "extraction finished before it could be killed"
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = {p.name for p in work.glob("chunk_*.npz")}
+    assert finished and not (cache_dir / "train").exists()
+    (cache_dir / ".train.merging").mkdir()  # as if a merge had been killed too
+    (cache_dir / ".train.merging" / "audio.npy").write_bytes(b"half written")
+
+    decoded = []
+    original = extraction.MediaDataset.__getitem__
+    monkeypatch.setattr(extraction.MediaDataset, "__getitem__",
+                        lambda self, i: decoded.append(self.positions[i]) or original(self, i))
+    config = synthetic_config(synthetic_bench, cache_dir, "extract.chunk_size=1", "extract.batch_size=1")
+    resumed = extract(config, SPLITS)
+    done = {int(name[len("chunk_"):-len(".npz")]) for name in finished}  # chunk_size 1: chunk = video
+    num_train = len(resumed.split("train").vid_names)
+    assert sorted(decoded[:num_train - len(done)]) == sorted(set(range(num_train)) - done)
+    assert len(decoded) == sum(len(resumed.split(s).vid_names) for s in SPLITS) - len(done)
+    _assert_same_cache(resumed, reference_cache)
+
+
+def test_provenance_mismatch_is_an_error_naming_the_difference(synthetic_bench, reference_cache):
+    config = synthetic_config(synthetic_bench, reference_cache.root, "encoder.precision=bf16", "cache.dtype=float32")
+    index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
+    with pytest.raises(CacheError, match=r"(?s)made differently.*dtype: cache has 'float16', this run has 'float32'"
+                                         r".*encoder.precision: cache has 'fp32', this run has 'bf16'"):
+        ensure_features(config, ["test"], index)
+
+
+def test_checkpoint_identity_is_compared_and_remembered(synthetic_bench, tmp_path, monkeypatch):
+    torch.manual_seed(1)
+    checkpoint = tmp_path / "weights.pth"
+    from models.imagebind import build_imagebind
+    torch.save(build_imagebind("tiny").state_dict(), checkpoint)
+    config = synthetic_config(synthetic_bench, tmp_path / "cache", f"encoder.checkpoint={checkpoint}")
+    cache = extract(config, ["val"])
+    assert cache.provenance()["checkpoint"]["sha256"] == feature_cache.file_sha256(checkpoint)
+    index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
+    monkeypatch.setattr(feature_cache, "file_sha256", lambda path: pytest.fail("hash recomputed"))
+    ensure_features(config, ["val"], index)  # same size and mtime: the remembered hash is used
+    monkeypatch.undo()
+    torch.manual_seed(2)
+    torch.save(build_imagebind("tiny").state_dict(), checkpoint)  # other weights, same size
+    with pytest.raises(CacheError, match=r"checkpoint.sha256: cache has '[0-9a-f]{64}', this run has"):
+        ensure_features(config, ["val"], index)
+
+
+def _broken_bench(synthetic_bench, tmp_path):
+    bench = {k: v for k, v in synthetic_bench.items()}
+    media = tmp_path / "media"
+    shutil.copytree(synthetic_bench["media_root"], media)
+    bench["media_root"] = media
+    index = AnnotationIndex.load(bench["meta_csv"], bench["label_json"])
+    test = index.videos("test")
+    wav, _ = media_paths(media, "test", test.categories[1], test.vid_names[1])
+    wav.write_bytes(b"RIFF garbage")
+    return bench, test.vid_names[1], wav
+
+
+def test_bad_media_stops_with_path_or_is_counted_when_allowed(synthetic_bench, tmp_path):
+    bench, bad_vid, wav = _broken_bench(synthetic_bench, tmp_path)
+    with pytest.raises(MediaError, match=rf"(?s)cannot read audio {wav}.*{bad_vid}.*skip_bad_media"):
+        extract(synthetic_config(bench, tmp_path / "strict"), ["test"])
+    cache = extract(synthetic_config(bench, tmp_path / "lenient", "extract.skip_bad_media=true"), ["test"])
+    features = cache.split("test")
+    assert list(features.excluded) == [bad_vid] and "cannot read audio" in features.excluded[bad_vid]
+    assert bad_vid not in features.vid_names
+    rows, excluded = features.rows(AnnotationIndex.load(bench["meta_csv"], bench["label_json"]).videos("test").vid_names)
+    assert excluded.sum() == 1 and (rows[~excluded] >= 0).all()
+
+
+def test_missing_frames_name_the_folder(synthetic_bench, tmp_path):
+    bench, _, _ = _broken_bench(synthetic_bench, tmp_path)
+    index = AnnotationIndex.load(bench["meta_csv"], bench["label_json"])
+    val = index.videos("val")
+    _, frames = media_paths(bench["media_root"], "val", val.categories[0], val.vid_names[0])
+    (frames / "03.png").unlink()
+    with pytest.raises(MediaError, match=rf"frame folder {frames} holds 9 images"):
+        extract(synthetic_config(bench, tmp_path / "cache"), ["val"])
+
+
+def test_unwritable_or_full_cache_folder(synthetic_bench, tmp_path, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(CacheError, match=r"cannot write the feature cache at .*file/cache"):
+        extract(synthetic_config(synthetic_bench, blocker / "cache"), ["val"])
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(CacheError, match=r"cannot write the feature cache at .*: the disk is full.*resumes"):
+        extract(synthetic_config(synthetic_bench, tmp_path / "full"), ["val"])
+    monkeypatch.undo()
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(os, "replace", read_only)  # root ignores chmod, so simulate the file system
+    with pytest.raises(CacheError, match=r"the file system is read-only"):
+        extract(synthetic_config(synthetic_bench, tmp_path / "readonly"), ["val"])
+    monkeypatch.undo()
+
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10, 10, 1))
+    with pytest.raises(CacheError, match=r"not enough disk space .* GB needed"):
+        extract(synthetic_config(synthetic_bench, tmp_path / "small"), ["val"])
+
+
+def test_no_cache_and_no_media_says_both_ways_out(synthetic_bench, tmp_path):
+    config = synthetic_config(synthetic_bench, tmp_path / "cache", f"data.media_root={tmp_path / 'nowhere'}",
+                              f"encoder.checkpoint={tmp_path / 'absent.pth'}")
+    index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
+    with pytest.raises(UserError, match=r"(?s)lacks test.*checkpoint not found.*no media for the test split"
+                                        r".*or point cache.dir at an existing cache"):
+        ensure_features(config, ["test"], index)
+
+
+def test_cache_from_another_video_list(synthetic_bench, reference_cache):
+    with pytest.raises(CacheError, match=r"lack 1 of the 2 videos asked for .*'unknown_video'"):
+        reference_cache.split("test").rows(np.array([reference_cache.split("test").vid_names[0], "unknown_video"]))

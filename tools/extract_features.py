@@ -1,0 +1,39 @@
+"""Extract the feature cache: per-segment ImageBind embeddings of every video, once.
+
+    python tools/extract_features.py --config configs/v0_training_free.yaml --splits test
+    torchrun --nproc_per_node=8 tools/extract_features.py --config ...   # one shard per GPU
+
+Killed runs resume where they stopped. Across nodes, cache.dir must be a shared folder.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import cli  # noqa: E402
+from common.distributed import init_process, shutdown  # noqa: E402
+from data.annotations import SPLITS  # noqa: E402
+from data.extraction import extract  # noqa: E402
+
+DEFAULT_CONFIG = "configs/v1_fine_tuning.yaml"
+
+
+def main(argv=None) -> None:
+    parser = cli.parser_with_config(__doc__.splitlines()[0], DEFAULT_CONFIG)
+    parser.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
+    args = parser.parse_args(argv)
+    config = cli.load_config(args)
+    process = init_process()
+    try:
+        cache = extract(config, args.splits, process)
+        if process.is_main:
+            print(f"feature cache ready: {cache.root}")
+    finally:
+        shutdown(process)
+
+
+if __name__ == "__main__":
+    cli.run(main)
