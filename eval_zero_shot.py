@@ -1,6 +1,43 @@
-"""Training-free OV-AVEL evaluation: not implemented yet, so it refuses to pretend."""
+"""Training-free OV-AVEL baseline on the cached ImageBind features: a segment is an event when
+the audio's and the frame's best-matching class names agree.
 
-import sys
+    bash run_baseline_v0.sh                          # configs/v0_training_free.yaml: v01, test split
+    bash run_baseline_v0.sh --strategy v0 eval.split=val
+"""
+
+from __future__ import annotations
+
+from common import cli
+from data.feature_cache import FeatureCache
+from pipeline.evaluate import evaluate_training_free
+from pipeline.outputs import RunWriter, format_table, run_folder
+
+DEFAULT_CONFIG = "configs/v0_training_free.yaml"
+
+
+def main(argv=None) -> None:
+    parser = cli.parser_with_config(__doc__.splitlines()[0], DEFAULT_CONFIG)
+    parser.add_argument("--strategy", choices=("v0", "v01"), help="v0: no `other` column; v01: with it (default)")
+    parser.add_argument("--split", choices=("val", "test"))
+    args = parser.parse_args(argv)
+    shortcuts = ([f"eval.strategy={args.strategy}"] if args.strategy else []) + (
+        [f"eval.split={args.split}"] if args.split else [])
+    config = cli.load_config(args, shortcuts)
+    folder = run_folder(config.output.root, config.output.name, args.config,
+                        f"{config.eval.strategy}_{config.eval.split}")
+    writer = RunWriter(folder)
+    with writer.log():
+        print(f"training-free baseline ({config.eval.strategy}) on the {config.eval.split} split -> {folder}")
+        evaluation = evaluate_training_free(config)
+        writer.write_config(config)
+        predictions = writer.write_predictions(evaluation)
+        cache = FeatureCache(config.cache.dir)
+        results = writer.write_results(config, evaluation, {
+            "method": "training-free", "cache": {"dir": str(cache.root), "provenance": cache.provenance()}})
+        encoder = f"ImageBind-{config.encoder.size} ({config.encoder.precision})"
+        print(format_table(evaluation, f"OV-AVEBench {config.eval.split} | training-free {config.eval.strategy} | {encoder}"))
+        print(f"results: {results}\npredictions: {predictions}")
+
 
 if __name__ == "__main__":
-    sys.exit("eval_zero_shot.py: the training-free baseline is not implemented yet; nothing was run.")
+    cli.run(main)

@@ -1,4 +1,9 @@
 #!/usr/bin/env bash
-# Training-free baseline; extra arguments are passed through to eval_zero_shot.py.
+# Training-free baseline. Run from the repository root; extra arguments go to eval_zero_shot.py:
+#   bash run_baseline_v0.sh --strategy v0 eval.split=val
+#   bash run_baseline_v0.sh --config configs/my_experiment.yaml
 set -euo pipefail
-exec python eval_zero_shot.py "$@"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+python="${PYTHON:-python}"
+[ -z "${PYTHON:-}" ] && [ -x "$here/.venv/bin/python" ] && python="$here/.venv/bin/python"
+exec "$python" "$here/eval_zero_shot.py" --config "$here/configs/v0_training_free.yaml" "$@"

@@ -38,9 +38,24 @@ class ExtractConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    split: Literal["val", "test"] = "test"
+    strategy: Literal["v0", "v01"] = "v01"  # training-free decoder: without / with the `other` column
+    block_videos: int = 2048  # videos per similarity block: bounds memory, never changes results
+
+
+@dataclass(frozen=True)
+class OutputConfig:
+    root: str = "runs"
+    name: Optional[str] = None  # run folder name; null = derived from the config file and the run
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
     device: str = "auto"  # auto = CUDA when present; cpu; cuda; cuda:1

@@ -8,6 +8,7 @@ Killed runs resume where they stopped. Across nodes, cache.dir must be a shared 
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli  # noqa: E402
 from common.distributed import init_process, shutdown  # noqa: E402
 from data.annotations import SPLITS  # noqa: E402
-from data.extraction import extract  # noqa: E402
+from data.extraction import extract, wanted_provenance  # noqa: E402
 
 DEFAULT_CONFIG = "configs/v1_fine_tuning.yaml"
 
@@ -24,8 +25,13 @@ DEFAULT_CONFIG = "configs/v1_fine_tuning.yaml"
 def main(argv=None) -> None:
     parser = cli.parser_with_config(__doc__.splitlines()[0], DEFAULT_CONFIG)
     parser.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
+    parser.add_argument("--print-provenance", action="store_true",
+                        help="print the provenance.json this config expects (to write a cache by hand) and exit")
     args = parser.parse_args(argv)
     config = cli.load_config(args)
+    if args.print_provenance:
+        print(json.dumps(wanted_provenance(config), indent=2, sort_keys=True))
+        return
     process = init_process()
     try:
         cache = extract(config, args.splits, process)

@@ -1,0 +1,1 @@
+"""The runs the entry points start: evaluation, training, and what they write."""

@@ -1,0 +1,68 @@
+"""Score decoded predictions on one split, per subset, the way the paper's table reports them.
+
+Candidate classes are always all classes plus ``other``, for the seen subset too. Videos the
+feature cache left out (unreadable media, with ``extract.skip_bad_media``) are not scored and
+are counted in every result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import metrics
+from common.schema import Config
+from data.annotations import SUBSETS, AnnotationIndex, VideoSet
+from data.extraction import ensure_features
+from data.feature_cache import FeatureCache
+from models.decoders import Decoded, decode
+from models.similarity import cosine_similarities
+
+
+@dataclass
+class Evaluation:
+    split: str
+    strategy: str
+    videos: VideoSet  # the videos scored, in order
+    decoded: Decoded
+    scores: metrics.VideoScores
+    summaries: dict  # subset -> metric dict, or None for an empty subset
+    counts: dict  # subset -> videos scored
+    excluded: dict  # subset -> videos left out by the cache
+
+
+def _subset_masks(videos: VideoSet) -> dict[str, np.ndarray]:
+    return {"seen": videos.seen, "unseen": ~videos.seen, "total": np.ones(len(videos), bool)}
+
+
+def score(videos: VideoSet, decoded: Decoded, strategy: str, excluded: VideoSet) -> Evaluation:
+    """Per-video scores and the seen / unseen / total summaries of decoded predictions."""
+    gt_labels = videos.segment_classes
+    scores = metrics.score_videos(decoded.pred_matrix, metrics.labels_to_matrix(gt_labels, len(videos.vocabulary)),
+                                  decoded.segment_labels, gt_labels)
+    masks = _subset_masks(videos)
+    return Evaluation(
+        split=videos.split, strategy=strategy, videos=videos, decoded=decoded, scores=scores,
+        summaries={s: scores.summary(masks[s]) if masks[s].any() else None for s in SUBSETS},
+        counts={s: int(masks[s].sum()) for s in SUBSETS},
+        excluded={s: int(m.sum()) for s, m in _subset_masks(excluded).items()},
+    )
+
+
+def cached_videos(cache: FeatureCache, videos: VideoSet):
+    """The split's cached features, the cache rows of the videos kept, and both video sets."""
+    features = cache.split(videos.split)
+    rows, excluded = features.rows(videos.vid_names)
+    return features, rows[~excluded], videos.select(~excluded), videos.select(excluded)
+
+
+def evaluate_training_free(config: Config, index: AnnotationIndex | None = None) -> Evaluation:
+    """The training-free baseline on the configured split, from the feature cache."""
+    index = index or AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
+    cache = ensure_features(config, [config.eval.split], index)
+    videos = index.videos(config.eval.split, vocabulary=index.all_vocabulary)
+    features, rows, kept, excluded = cached_videos(cache, videos)
+    text = cache.text(index.all_vocabulary.names, config.encoder.text_template)
+    sim_a, sim_v = cosine_similarities(features.audio, features.vision, rows, text, config.eval.block_videos)
+    return score(kept, decode(config.eval.strategy, sim_a, sim_v), config.eval.strategy, excluded)
