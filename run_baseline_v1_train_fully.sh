@@ -1,4 +1,9 @@
 #!/usr/bin/env bash
-# Fine-tuning baseline; extra arguments are passed through to train.py.
+# Fine-tuning baseline. Run from the repository root; extra arguments go to train.py:
+#   bash run_baseline_v1_train_fully.sh --resume
+#   bash run_baseline_v1_train_fully.sh temporal.num_layers=2 train.epochs=10
 set -euo pipefail
-exec python train.py "$@"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+python="${PYTHON:-python}"
+[ -z "${PYTHON:-}" ] && [ -x "$here/.venv/bin/python" ] && python="$here/.venv/bin/python"
+exec "$python" "$here/train.py" --config "$here/configs/v1_fine_tuning.yaml" "$@"

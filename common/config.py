@@ -111,6 +111,11 @@ def _convert(value, annotation, key: str, source: str):
             raise ConfigError(f"{source}: {key} must be an integer, got {_describe(value)}")
         return value
     if annotation is float:
+        if isinstance(value, str):  # PyYAML reads 1e-3 (no dot) as a string
+            try:
+                return float(value)
+            except ValueError:
+                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{source}: {key} must be a number, got {_describe(value)}")
         return float(value)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from models.temporal import TemporalSettings
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -45,6 +47,17 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 5  # the published script says 10; the authors later said 5
+    batch_size: int = 32
+    lr: float = 5e-5  # Adam
+    grad_clip: float = 0.8  # max gradient norm
+    seed: int = 123
+    selection: Literal["val", "test"] = "val"  # split whose mean of Acc/Seg-F1/Eve-F1 picks the epoch
+    tensorboard: bool = True
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     root: str = "runs"
     name: Optional[str] = None  # run folder name; null = derived from the config file and the run
@@ -57,5 +70,7 @@ class Config:
     cache: CacheConfig = field(default_factory=CacheConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    temporal: TemporalSettings = field(default_factory=TemporalSettings)
+    train: TrainConfig = field(default_factory=TrainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     device: str = "auto"  # auto = CUDA when present; cpu; cuda; cuda:1

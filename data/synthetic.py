@@ -64,9 +64,11 @@ def _write_frames(folder: Path, labels, class_id: int, size, rng: np.random.Gene
         Image.fromarray(pixels).save(folder / f"{i + 1:02d}.png")
 
 
-def make_synthetic_benchmark(root, spec: SyntheticSpec = SyntheticSpec()) -> dict[str, Path]:
-    """Write meta CSV, label JSON and media under ``root``; returns the annotation paths."""
+def make_synthetic_benchmark(root, spec: SyntheticSpec = SyntheticSpec(), write_media: bool = True) -> dict[str, Path]:
+    """Write meta CSV, label JSON and (unless ``write_media`` is false) media under ``root``;
+    returns the annotation paths."""
     root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)
     classes = sorted(spec.seen_classes + spec.unseen_classes)
     rows, annotations = [], {}
@@ -79,8 +81,10 @@ def make_synthetic_benchmark(root, spec: SyntheticSpec = SyntheticSpec()) -> dic
             for k in range(per_class):
                 vid = f"syn_{split}_{classes.index(name):02d}_{k:02d}"
                 labels = _labels(rng, spec.background_fraction)
-                _write_audio(root / split / "audio" / name / f"{vid}.wav", labels, classes.index(name), rng)
-                _write_frames(root / split / "video" / name / vid, labels, classes.index(name), spec.frame_size, rng)
+                if write_media:
+                    _write_audio(root / split / "audio" / name / f"{vid}.wav", labels, classes.index(name), rng)
+                    _write_frames(root / split / "video" / name / vid, labels, classes.index(name),
+                                  spec.frame_size, rng)
                 rows.append({"split": split, "cls_name": name, "cls_type": "close" if seen else "open",
                              "vid_name": vid})
                 annotations[vid] = {"category": name, "label": json.dumps(labels)}
@@ -91,3 +95,39 @@ def make_synthetic_benchmark(root, spec: SyntheticSpec = SyntheticSpec()) -> dic
         writer.writerows(rows)
     label_json.write_text(json.dumps(annotations, indent=4))
     return {"meta_csv": meta_csv, "label_json": label_json, "media_root": root}
+
+
+def make_synthetic_cache(config, index, separation: float = 0.5, seed: int = 0, splits=("train", "val", "test")):
+    """Write a feature cache (the documented layout) for ``index`` without media or encoder:
+    each class, ``other`` included, has a random unit direction; a segment's audio and frame
+    embeddings are unit-scale noise plus ``separation`` times its class's direction, and the
+    class-name embeddings are the directions. Used to test training and to time it at the
+    real size."""
+    from data.extraction import wanted_provenance
+    from data.feature_cache import FeatureCache, atomic_write_json
+    from models.imagebind import ImageBindSize
+
+    rng = np.random.default_rng(seed)
+    dim = ImageBindSize.named(config.encoder.size).out_embed_dim
+    vocabulary = index.all_vocabulary
+    directions = rng.standard_normal((len(vocabulary), dim)).astype(np.float32)
+    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    cache = FeatureCache(config.cache.dir)
+    cache.root.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(cache.provenance_path, wanted_provenance(config))
+    cache.write_text(list(vocabulary.names), directions, config.encoder.text_template, config.cache.dtype)
+    for split in splits:
+        videos = index.videos(split, vocabulary=vocabulary)
+        folder = cache.split_dir(split)
+        folder.mkdir(parents=True, exist_ok=True)
+        classes = videos.segment_classes
+        for name in ("audio", "vision"):
+            array = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=config.cache.dtype,
+                                              shape=(len(videos), NUM_SEGMENTS, dim))
+            for start in range(0, len(videos), 4096):
+                block = classes[start:start + 4096]
+                noise = rng.standard_normal((len(block), NUM_SEGMENTS, dim), dtype=np.float32) / np.sqrt(dim)
+                array[start:start + len(block)] = noise + separation * directions[block]
+            array.flush()
+        (folder / "videos.csv").write_text("vid_name\n" + "\n".join(videos.vid_names) + "\n")
+    return cache

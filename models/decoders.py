@@ -65,23 +65,29 @@ def decode_training_free(sim_audio_text, sim_visual_text, use_other: bool) -> De
     return Decoded(segment_labels.astype(np.int64), pred_matrix, is_event, video_class.astype(np.int64))
 
 
-def fine_tuning_scores(sim_audio_text, sim_visual_text) -> np.ndarray:
-    """sqrt(relu(sim_a * sim_v)), min-max normalised over classes, in float32 as published.
+def fine_tuning_scores(sim_audio_text, sim_visual_text, fusion: str = "geometric") -> np.ndarray:
+    """sqrt(relu(sim_a * sim_v)) (``fusion="arithmetic"``: their mean), min-max normalised over
+    classes, in float32 as published.
 
     A segment whose products are all <= 0 normalises to 0/0 = NaN everywhere, and the
     published argmax then picks class 0; :func:`decode_fine_tuning` keeps that behaviour.
     """
     sim_a, sim_v = _check_similarities(sim_audio_text, sim_visual_text)
-    score = np.sqrt(np.maximum(sim_a * sim_v, np.float32(0)))
+    if fusion == "geometric":
+        score = np.sqrt(np.maximum(sim_a * sim_v, np.float32(0)))
+    elif fusion == "arithmetic":
+        score = (sim_a + sim_v) / np.float32(2)
+    else:
+        raise ValueError(f"unknown fusion {fusion!r}; choose geometric or arithmetic")
     low = score.min(axis=2, keepdims=True)
     high = score.max(axis=2, keepdims=True)
     with np.errstate(invalid="ignore"):
         return (score - low) / (high - low)
 
 
-def decode_fine_tuning(sim_audio_text, sim_visual_text) -> Decoded:
+def decode_fine_tuning(sim_audio_text, sim_visual_text, fusion: str = "geometric") -> Decoded:
     """The published fine-tuning decoder (``v1``): per-segment argmax of the fused score."""
-    scores = fine_tuning_scores(sim_audio_text, sim_visual_text)
+    scores = fine_tuning_scores(sim_audio_text, sim_visual_text, fusion)
     # np.argmax returns the first NaN when there is one, like torch.argmax: class 0.
     labels = scores.argmax(axis=2).astype(np.int64)
     return Decoded(labels, labels_to_matrix(labels, scores.shape[2]))

@@ -33,9 +33,9 @@ PREDICTION_COLUMNS = ("vid_name", "subset", "true_class", "predicted_class", "tr
 TABLE_COLUMNS = (("accuracy", "Acc"), ("segment_f1", "Seg-F1"), ("event_f1", "Eve-F1"), ("average", "Avg"))
 
 
-def run_folder(root, name: str | None, config_path, suffix: str) -> Path:
-    """``<root>/<name>``; without a name, ``<config file name>_<suffix>``."""
-    return Path(root) / (name or f"{Path(config_path).stem}_{suffix}")
+def run_folder(root, name: str | None, config_path, suffix: str | None = None) -> Path:
+    """``<root>/<name>``; without a name, ``<config file name>[_<suffix>]``."""
+    return Path(root) / (name or "_".join(filter(None, [Path(config_path).stem, suffix])))
 
 
 def format_table(evaluation: Evaluation, title: str) -> str:
@@ -96,7 +96,9 @@ class RunWriter:
 
     @contextlib.contextmanager
     def log(self):
-        with open(self.folder / "log.txt", "w") as log:
+        """Copy stdout to log.txt (appended: a resumed run keeps the earlier lines)."""
+        with open(self.folder / "log.txt", "a") as log:
+            log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(sys.argv)}\n")
             stdout = sys.stdout
 
             class Tee:

@@ -46,3 +46,12 @@ def test_base_loop_is_an_error(tmp_path):
     (tmp_path / "b.yaml").write_text("_base_: a.yaml\n")
     with pytest.raises(ConfigError, match="loop"):
         config.load(Config, tmp_path / "a.yaml")
+
+
+def test_float_keys_accept_exponent_notation(tmp_path):
+    from common.schema import Config as Full
+
+    (tmp_path / "exp.yaml").write_text("train:\n  lr: 5e-5\n")  # PyYAML reads this as a string
+    assert config.load(Full, tmp_path / "exp.yaml", ["train.grad_clip=1e-1"]).train.lr == 5e-5
+    with pytest.raises(ConfigError, match=r"train.lr must be a number, got 'fast' \(str\)"):
+        config.load(Full, tmp_path / "exp.yaml", ["train.lr=fast"])

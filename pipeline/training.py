@@ -1,0 +1,251 @@
+"""The fine-tuning baseline on cached features: train temporal layers on the seen classes,
+pick the epoch on the selection split, report on test with all classes.
+
+The encoders are frozen, so an epoch is a pass over small cached tensors: seconds, not the
+published pipeline's ~26 minutes of re-encoding. Runs are deterministic for a seed on one
+machine, and ``resume`` continues an interrupted run exactly (weights, optimiser, RNG).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from common.config import to_dict
+from common.errors import UserError
+from common.schema import Config
+from data.annotations import AnnotationIndex, VideoSet, Vocabulary
+from data.extraction import ensure_features
+from data.feature_cache import FeatureCache, SplitFeatures, writing
+from models.decoders import decode_fine_tuning
+from models.segment_encoder import resolve_device
+from models.temporal import TemporalModel, TemporalSettings, cosine, fused_scores
+from pipeline.evaluate import Evaluation, cached_videos, score
+
+HISTORY_COLUMNS = ("epoch", "train_loss", "selection_split", "accuracy", "segment_f1", "event_f1", "average", "seconds")
+
+
+@dataclass
+class SplitData:
+    features: SplitFeatures
+    rows: np.ndarray  # cache rows of the videos kept
+    videos: VideoSet  # kept videos, in order
+    excluded: VideoSet  # videos the cache left out
+
+
+def load_split(cache: FeatureCache, index: AnnotationIndex, split: str, vocabulary: Vocabulary) -> SplitData:
+    return SplitData(*cached_videos(cache, index.videos(split, vocabulary=vocabulary)))
+
+
+def _gather(array, rows, device) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(array[rows], dtype=np.float32)).to(device, non_blocking=True)
+
+
+class SegmentBatches:
+    """Shuffled batches gathered from the memory-mapped cache; the order depends only on the
+    seed and the epoch, so a resumed run sees exactly the batches it would have seen."""
+
+    def __init__(self, data: SplitData, batch_size: int, seed: int, device: torch.device):
+        self.data = data
+        self.targets = torch.from_numpy(data.videos.segment_classes)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.device = device
+
+    def __len__(self) -> int:
+        return -(-len(self.data.rows) // self.batch_size)
+
+    def epoch(self, epoch: int):
+        generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+        order = torch.randperm(len(self.data.rows), generator=generator).numpy()
+        for start in range(0, len(order), self.batch_size):
+            members = np.sort(order[start:start + self.batch_size])  # sorted: sequential reads
+            rows = self.data.rows[members]
+            yield (_gather(self.data.features.audio, rows, self.device),
+                   _gather(self.data.features.vision, rows, self.device),
+                   self.targets[members].to(self.device))
+
+
+def train_one_epoch(model, optimizer, batches, text: torch.Tensor, settings: TemporalSettings,
+                    grad_clip: float) -> float:
+    model.train()
+    total, count = torch.zeros((), device=text.device), 0
+    for audio, vision, targets in batches:
+        audio, vision = model(audio, vision)
+        scores = fused_scores(cosine(audio, text), cosine(vision, text), settings.fusion)
+        loss = F.cross_entropy(scores.flatten(0, 1), targets.flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        total += loss.detach() * targets.numel()
+        count += targets.numel()
+    return float(total) / count
+
+
+def evaluate_model(model, data: SplitData, text: torch.Tensor, settings: TemporalSettings,
+                   block_videos: int) -> Evaluation:
+    """Decode ``v1`` from the model's segment embeddings against all class names."""
+    model.eval()
+    sims_a, sims_v = [], []
+    with torch.inference_mode():
+        for start in range(0, len(data.rows), block_videos):
+            rows = data.rows[start:start + block_videos]
+            audio, vision = model(_gather(data.features.audio, rows, text.device),
+                                  _gather(data.features.vision, rows, text.device))
+            sims_a.append(cosine(audio, text).cpu().numpy())
+            sims_v.append(cosine(vision, text).cpu().numpy())
+    decoded = decode_fine_tuning(np.concatenate(sims_a), np.concatenate(sims_v), settings.fusion)
+    return score(data.videos, decoded, "v1", data.excluded)
+
+
+def _save(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with writing(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+
+
+def load_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a damaged file can make the unpickler raise anything
+        raise UserError(f"cannot read checkpoint {path}: {err}") from None
+
+
+def model_from_checkpoint(checkpoint: dict, device) -> TemporalModel:
+    settings = TemporalSettings(**checkpoint["temporal"])
+    model = TemporalModel(checkpoint["embed_dim"], settings).to(device)
+    model.load_state_dict(checkpoint["model"])
+    return model
+
+
+@dataclass
+class TrainingResult:
+    test: Evaluation
+    best_epoch: int
+    selection: dict  # split, metric, the best epoch's selection metrics
+    history: list
+
+
+class Trainer:
+    def __init__(self, config: Config, folder: Path):
+        self.config = config
+        self.folder = Path(folder)
+        self.checkpoints = self.folder / "checkpoints"
+        self.device = resolve_device(config.device)
+        index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
+        selection = config.train.selection
+        cache = ensure_features(config, list(dict.fromkeys(["train", selection, "test"])), index)
+        self.train_data = load_split(cache, index, "train", index.seen_vocabulary)
+        self.selection_data = load_split(cache, index, selection, index.all_vocabulary)
+        self.test_data = self.selection_data if selection == "test" else load_split(cache, index, "test",
+                                                                                    index.all_vocabulary)
+        template = config.encoder.text_template
+        self.text_seen = torch.from_numpy(cache.text(index.seen_vocabulary.names, template)).to(self.device)
+        self.text_all = torch.from_numpy(cache.text(index.all_vocabulary.names, template)).to(self.device)
+        self.embed_dim = self.text_all.shape[1]
+
+    def _payload(self, model, epoch: int, metrics: dict) -> dict:
+        return {"model": model.state_dict(), "temporal": dataclasses.asdict(self.config.temporal),
+                "embed_dim": self.embed_dim, "config": to_dict(self.config), "epoch": epoch, "metrics": metrics}
+
+    def _append_history(self, record: dict) -> None:
+        path = self.folder / "history.csv"
+        new = not path.exists()
+        with open(path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow(record)
+
+    def fit(self, resume: bool = False) -> TrainingResult:
+        cfg = self.config.train
+        last = self.checkpoints / "last.pt"
+        with writing(self.folder):
+            self.folder.mkdir(parents=True, exist_ok=True)
+        torch.manual_seed(cfg.seed)
+        model = TemporalModel(self.embed_dim, self.config.temporal).to(self.device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        done, history, best = 0, [], None
+        if resume:
+            state = load_checkpoint(last)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng_cpu"])
+            if self.device.type == "cuda" and "rng_cuda" in state:
+                torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+            done, history, best = state["epoch"], state["history"], state["best"]
+            print(f"resuming after epoch {done} from {last}")
+        elif last.exists():
+            raise UserError(f"{self.folder} already holds a training run: add --resume to continue it, or "
+                            "set output.name to start a new one")
+        else:
+            (self.folder / "history.csv").unlink(missing_ok=True)
+        tensorboard = None
+        if cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter  # slow import, only when asked for
+
+            tensorboard = SummaryWriter(self.folder / "tensorboard", purge_step=done + 1)
+        batches = SegmentBatches(self.train_data, cfg.batch_size, cfg.seed, self.device)
+        for epoch in range(done + 1, cfg.epochs + 1):
+            start = time.perf_counter()
+            loss = train_one_epoch(model, optimizer, batches.epoch(epoch), self.text_seen, self.config.temporal,
+                                   cfg.grad_clip)
+            chosen = evaluate_model(model, self.selection_data, self.text_all, self.config.temporal,
+                                    self.config.eval.block_videos).summaries["total"]
+            record = {"epoch": epoch, "train_loss": loss, "selection_split": cfg.selection, **chosen,
+                      "seconds": round(time.perf_counter() - start, 3)}
+            history.append(record)
+            self._append_history(record)
+            if tensorboard:
+                tensorboard.add_scalar("train/loss", loss, epoch)
+                for key in ("accuracy", "segment_f1", "event_f1", "average"):
+                    tensorboard.add_scalar(f"{cfg.selection}/{key}", chosen[key], epoch)
+            if best is None or chosen["average"] > best["average"]:
+                best = record
+                _save(self.checkpoints / "best.pt", self._payload(model, epoch, record))
+            payload = {**self._payload(model, epoch, record), "optimizer": optimizer.state_dict(),
+                       "rng_cpu": torch.get_rng_state(), "history": history, "best": best}
+            if self.device.type == "cuda":
+                payload["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+            _save(last, payload)
+            print(f"epoch {epoch}/{cfg.epochs}: loss {loss:.4f} | {cfg.selection} Acc {100 * chosen['accuracy']:.1f} "
+                  f"Seg-F1 {100 * chosen['segment_f1']:.1f} Eve-F1 {100 * chosen['event_f1']:.1f} "
+                  f"Avg {100 * chosen['average']:.1f} | {record['seconds']:.1f} s")
+        if tensorboard:
+            tensorboard.close()
+        if best is None:
+            raise UserError("train.epochs is 0: nothing was trained")
+        best_model = model_from_checkpoint(load_checkpoint(self.checkpoints / "best.pt"), self.device)
+        test = evaluate_model(best_model, self.test_data, self.text_all, self.config.temporal,
+                              self.config.eval.block_videos)
+        selection = {"split": cfg.selection, "metric": "mean of accuracy, segment_f1, event_f1 (total)",
+                     "best_epoch": best["epoch"], "metrics": {k: best[k] for k in ("accuracy", "segment_f1",
+                                                                                   "event_f1", "average")}}
+        return TrainingResult(test, best["epoch"], selection, history)
+
+    def evaluate(self, checkpoint_path, split: str) -> Evaluation:
+        """Evaluate a saved checkpoint (its own temporal settings) on ``split``."""
+        checkpoint = load_checkpoint(checkpoint_path)
+        model = model_from_checkpoint(checkpoint, self.device)
+        if checkpoint["embed_dim"] != self.embed_dim:
+            raise UserError(f"{checkpoint_path} was trained on {checkpoint['embed_dim']}-d features but the cache "
+                            f"holds {self.embed_dim}-d ones")
+        data = {"test": self.test_data, self.config.train.selection: self.selection_data}.get(split)
+        if data is None:
+            raise UserError(f"--evaluate supports the test and {self.config.train.selection} splits")
+        settings = TemporalSettings(**checkpoint["temporal"])
+        return evaluate_model(model, data, self.text_all, settings, self.config.eval.block_videos)

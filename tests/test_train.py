@@ -1,0 +1,162 @@
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import train
+from common import config as config_io
+from common.errors import UserError
+from common.schema import Config
+from conftest import REPO
+from data.annotations import AnnotationIndex
+from data.synthetic import SyntheticSpec, make_synthetic_benchmark, make_synthetic_cache
+from models.temporal import TemporalModel, TemporalSettings, cosine, fused_scores
+from pipeline import training
+
+
+@pytest.fixture(scope="module")
+def separable(tmp_path_factory):
+    """Annotations without media and a cache where classes are separable (24-d features)."""
+    root = tmp_path_factory.mktemp("separable")
+    paths = make_synthetic_benchmark(root, SyntheticSpec(train_per_class=40, val_per_class=10, test_per_class=10),
+                                     write_media=False)
+    overrides = [f"data.meta_csv={paths['meta_csv']}", f"data.label_json={paths['label_json']}",
+                 f"data.media_root={root}", f"cache.dir={root / 'cache'}", "encoder.size=small",
+                 "encoder.checkpoint=random", "device=cpu", "temporal.attn_dim=16", "temporal.ffn_dim=32",
+                 "train.lr=1e-2", "train.epochs=6", "train.tensorboard=false"]
+    config = _config(overrides)
+    make_synthetic_cache(config, AnnotationIndex.load(paths["meta_csv"], paths["label_json"]), separation=0.3)
+    return overrides
+
+
+def _config(overrides) -> Config:
+    return config_io.load(Config, REPO / "configs" / "v1_fine_tuning.yaml", overrides)
+
+
+def _run(overrides, tmp_path, *extra):
+    train.main(overrides + [f"output.root={tmp_path / 'runs'}", *extra])
+    folder = tmp_path / "runs" / "v1_fine_tuning"
+    return folder, json.loads((folder / "results.json").read_text())
+
+
+@pytest.mark.parametrize("settings", [
+    TemporalSettings(),
+    TemporalSettings(attention="cross", num_heads=2, num_layers=2),
+    TemporalSettings(attention="both", attn_dim=32, ffn_dim=16),
+    TemporalSettings(kind="linear", fusion="arithmetic"),
+])
+def test_temporal_model_shapes_and_context(settings):
+    torch.manual_seed(0)
+    model = TemporalModel(64, settings).eval()
+    audio, vision = torch.randn(3, 10, 64), torch.randn(3, 10, 64)
+    out_a, out_v = model(audio, vision)
+    assert out_a.shape == out_v.shape == (3, 10, 64)
+    changed_vision = model(audio, vision + 1)[0]
+    reads_other = not torch.allclose(changed_vision, out_a)
+    assert reads_other == (settings.kind == "transformer" and settings.attention != "self")
+    changed_segment = model(torch.cat([audio[:, :1] + 1, audio[:, 1:]], 1), vision)[0]
+    assert torch.allclose(changed_segment[:, 5], out_a[:, 5]) == (settings.kind == "linear")  # temporal context
+
+
+def test_paper_block_parameter_shapes():
+    block = TemporalModel(1024, TemporalSettings()).audio_layers[0]
+    shapes = {name: tuple(p.shape) for name, p in block.named_parameters()}
+    assert shapes["self_attention.query.weight"] == (256, 1024)
+    assert shapes["self_attention.key_value.weight"] == (512, 1024)
+    assert shapes["self_attention.out.weight"] == (1024, 256)
+    assert shapes["feed_forward.net.0.weight"] == (512, 1024) and shapes["feed_forward.net.3.weight"] == (1024, 512)
+    assert block.cross_attention is None and isinstance(block.feed_forward.net[2], torch.nn.Dropout)
+
+
+def test_fused_scores_by_hand():
+    audio = torch.tensor([[[3.0, 4.0]]])  # one segment, 2-d
+    text = torch.tensor([[1.0, 0.0], [0.0, 2.0], [-1.0, 0.0]])
+    sim = cosine(audio, text)
+    torch.testing.assert_close(sim, torch.tensor([[[0.6, 0.8, -0.6]]]))
+    vision_sim = torch.tensor([[[0.6, 0.2, 0.5]]])
+    scores = fused_scores(sim, vision_sim, "geometric", eps=0.0)
+    raw = torch.tensor([0.6, (0.16) ** 0.5, 0.0])  # sqrt(0.36), sqrt(0.16), relu(-0.3) -> 0
+    torch.testing.assert_close(scores[0, 0], (raw - raw.min()) / (raw.max() - raw.min()))
+    arithmetic = fused_scores(sim, vision_sim, "arithmetic", eps=0.0)
+    torch.testing.assert_close(arithmetic[0, 0], torch.tensor([0.6, 0.5, -0.05]).sub(-0.05).div(0.65))
+
+
+def test_training_lowers_loss_and_raises_validation_accuracy(separable, tmp_path):
+    config = _config(separable)
+    trainer = training.Trainer(config, tmp_path / "run")
+    torch.manual_seed(config.train.seed)
+    untrained = training.evaluate_model(TemporalModel(trainer.embed_dim, config.temporal), trainer.selection_data,
+                                        trainer.text_all, config.temporal, 2048).summaries["total"]
+    result = trainer.fit()
+    losses = [h["train_loss"] for h in result.history]
+    assert losses[-1] < losses[0]
+    assert result.selection["metrics"]["accuracy"] > untrained["accuracy"] + 0.05
+    assert result.selection["metrics"]["average"] > untrained["average"] + 0.05
+
+
+def test_full_run_outputs_and_determinism(separable, tmp_path):
+    folder, results = _run(separable, tmp_path)
+    for name in ("results.json", "predictions.csv", "history.csv", "config.yaml", "log.txt",
+                 "checkpoints/best.pt", "checkpoints/last.pt"):
+        assert (folder / name).is_file(), name
+    assert results["selection"]["split"] == "val" and results["strategy"] == "v1"
+    assert len(results["history"]) == 6 and results["videos"]["total"] == 60
+    with open(folder / "history.csv", newline="") as handle:
+        history = list(csv.DictReader(handle))
+    assert [int(h["epoch"]) for h in history] == list(range(1, 7))
+    best = max(results["history"], key=lambda h: h["average"])
+    assert results["selection"]["best_epoch"] == best["epoch"]
+    checkpoint = torch.load(folder / "checkpoints" / "best.pt", weights_only=True)
+    assert checkpoint["epoch"] == best["epoch"] and checkpoint["metrics"]["average"] == best["average"]
+    _, again = _run(separable, tmp_path / "again")
+    assert again["metrics"] == results["metrics"]
+    assert [h["train_loss"] for h in again["history"]] == [h["train_loss"] for h in results["history"]]
+
+
+def test_resume_equals_uninterrupted(separable, tmp_path, monkeypatch):
+    _, uninterrupted = _run(separable, tmp_path / "whole")
+    calls = {"n": 0}
+    original = training.train_one_epoch
+
+    def interrupted(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt  # killed during epoch 4
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_one_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(separable, tmp_path / "cut")
+    monkeypatch.undo()
+    with pytest.raises(UserError, match="already holds a training run: add --resume"):
+        _run(separable, tmp_path / "cut")
+    folder, resumed = _run(separable, tmp_path / "cut", "--resume")
+    assert resumed["metrics"] == uninterrupted["metrics"]
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in uninterrupted["history"]]
+    whole = torch.load(tmp_path / "whole" / "runs" / "v1_fine_tuning" / "checkpoints" / "last.pt", weights_only=True)
+    cut = torch.load(folder / "checkpoints" / "last.pt", weights_only=True)
+    for name, tensor in whole["model"].items():
+        assert torch.equal(tensor, cut["model"][name]), name
+    assert "resuming after epoch 3" in (folder / "log.txt").read_text()
+
+
+def test_evaluate_only_reproduces_the_test_numbers(separable, tmp_path):
+    folder, results = _run(separable, tmp_path)
+    train.main(separable + [f"output.root={tmp_path / 'runs'}", "--evaluate", str(folder / "checkpoints" / "best.pt")])
+    evaluated = json.loads((tmp_path / "runs" / "v1_fine_tuning_evaluate" / "results.json").read_text())
+    assert evaluated["metrics"] == results["metrics"]
+    with pytest.raises(UserError, match="checkpoint not found"):
+        train.main(separable + [f"output.root={tmp_path / 'runs'}", "--evaluate", str(tmp_path / "none.pt")])
+
+
+def test_published_selection_protocol_and_variants(separable, tmp_path):
+    _, results = _run(separable, tmp_path / "test_sel", "train.selection=test", "train.epochs=2")
+    assert results["selection"]["split"] == "test"
+    best = max(results["history"], key=lambda h: h["average"])
+    assert results["metrics"]["total"]["average"] == pytest.approx(best["average"], abs=1e-12)
+    for variant in (["temporal.attention=both", "temporal.num_heads=2"], ["temporal.kind=linear"],
+                    ["temporal.fusion=arithmetic", "temporal.num_layers=2"]):
+        _, results = _run(separable, tmp_path / "_".join(variant), "train.epochs=1", *variant)
+        assert np.isfinite(results["history"][0]["train_loss"])

@@ -1,0 +1,81 @@
+"""Benchmark: the fine-tuning baseline on a synthetic feature cache of the real size
+(OV-AVEBench's 13,182 train / 5,798 val / 5,820 test videos, 1024-d float16 features).
+
+Times one training epoch, one validation pass and the full default run (5 epochs with
+selection on val, then test), with the default config, on this machine.
+
+    python tools/bench_training.py --meta-csv ../shared/ovavebench/ovave_dataset_meta.csv \
+        --label-json ../shared/ovavebench/released_ovavel_dataset_anno.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import config as config_io  # noqa: E402
+from common.schema import Config  # noqa: E402
+from data.annotations import AnnotationIndex  # noqa: E402
+from data.synthetic import make_synthetic_cache  # noqa: E402
+from pipeline import training  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED_EPOCH_MINUTES = 26  # reported by a user of the published code, on a GPU
+
+
+def main(argv=None) -> None:
+    defaults = Config().data
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--meta-csv", default=defaults.meta_csv)
+    parser.add_argument("--label-json", default=defaults.label_json)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args(argv)
+
+    with tempfile.TemporaryDirectory() as work:
+        config = config_io.load(Config, REPO / "configs" / "v1_fine_tuning.yaml", [
+            f"data.meta_csv={args.meta_csv}", f"data.label_json={args.label_json}", f"cache.dir={work}/cache",
+            f"encoder.checkpoint={work}/no_checkpoint_needed.pth", f"device={args.device}",
+            "train.tensorboard=false"])
+        index = AnnotationIndex.load(args.meta_csv, args.label_json)
+        start = time.perf_counter()
+        make_synthetic_cache(config, index)
+        print(f"synthetic cache written in {time.perf_counter() - start:.1f} s")
+
+        trainer = training.Trainer(config, Path(work) / "run")
+        print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+              f"{torch.get_num_threads()} threads, device {trainer.device}")
+        print(f"videos: train {len(trainer.train_data.rows)}, val {len(trainer.selection_data.rows)}, "
+              f"test {len(trainer.test_data.rows)}")
+        torch.manual_seed(0)
+        model = training.TemporalModel(trainer.embed_dim, config.temporal).to(trainer.device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+        batches = training.SegmentBatches(trainer.train_data, config.train.batch_size, 0, trainer.device)
+        start = time.perf_counter()
+        training.train_one_epoch(model, optimizer, batches.epoch(1), trainer.text_seen, config.temporal,
+                                 config.train.grad_clip)
+        epoch = time.perf_counter() - start
+        start = time.perf_counter()
+        training.evaluate_model(model, trainer.selection_data, trainer.text_all, config.temporal,
+                                config.eval.block_videos)
+        validation = time.perf_counter() - start
+        start = time.perf_counter()
+        trainer.fit()
+        full = time.perf_counter() - start
+
+    print(f"one training epoch ({len(batches)} steps of {config.train.batch_size}): {epoch:6.1f} s")
+    print(f"one validation pass:                       {validation:6.1f} s")
+    print(f"full default run ({config.train.epochs} epochs + selection + test):   {full:6.1f} s")
+    print(f"published pipeline, reported: ~{PUBLISHED_EPOCH_MINUTES} min per epoch on a GPU "
+          f"({PUBLISHED_EPOCH_MINUTES * 60 / epoch:.0f}x this epoch)")
+
+
+if __name__ == "__main__":
+    main()
