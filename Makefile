@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv test bench clean-venv
+DEMO := demo
+
+.PHONY: venv demo test bench clean-venv
 
 venv: $(VENV)/.installed
 
@@ -12,6 +14,15 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -r requirements-dev.txt
 	touch $@
+
+demo: venv
+	rm -rf $(DEMO)
+	@echo "== DEMO: synthetic videos and a small ImageBind with RANDOM weights. The numbers are"
+	@echo "== meaningless; this shows the whole pipeline running. Real data: see the README."
+	$(BIN)/python tools/make_synthetic_benchmark.py --output $(DEMO)/ovavebench
+	PYTHON=$(BIN)/python bash run_baseline_v0.sh --config configs/demo/v0_training_free.yaml
+	PYTHON=$(BIN)/python bash run_baseline_v1_train_fully.sh --config configs/demo/v1_fine_tuning.yaml
+	@echo "== demo done: outputs, tables and plots in $(DEMO)/runs/ (numbers meaningless: random weights)"
 
 test: venv
 	$(BIN)/python -m pytest

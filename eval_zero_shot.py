@@ -10,7 +10,7 @@ from __future__ import annotations
 from common import cli
 from data.feature_cache import FeatureCache
 from pipeline.evaluate import evaluate_training_free
-from pipeline.outputs import RunWriter, format_table, run_folder
+from pipeline.outputs import RunWriter, run_folder
 
 DEFAULT_CONFIG = "configs/v0_training_free.yaml"
 
@@ -29,14 +29,11 @@ def main(argv=None) -> None:
     with writer.log():
         print(f"training-free baseline ({config.eval.strategy}) on the {config.eval.split} split -> {folder}")
         evaluation = evaluate_training_free(config)
-        writer.write_config(config)
-        predictions = writer.write_predictions(evaluation)
         cache = FeatureCache(config.cache.dir)
-        results = writer.write_results(config, evaluation, {
-            "method": "training-free", "cache": {"dir": str(cache.root), "provenance": cache.provenance()}})
         encoder = f"ImageBind-{config.encoder.size} ({config.encoder.precision})"
-        print(format_table(evaluation, f"OV-AVEBench {config.eval.split} | training-free {config.eval.strategy} | {encoder}"))
-        print(f"results: {results}\npredictions: {predictions}")
+        writer.write_all(config, evaluation,
+                         f"OV-AVEBench {config.eval.split} | training-free {config.eval.strategy} | {encoder}",
+                         {"method": "training-free", "cache": {"dir": str(cache.root), "provenance": cache.provenance()}})
 
 
 if __name__ == "__main__":

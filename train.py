@@ -10,7 +10,7 @@ the seen classes, selected on validation, reported on test with all classes.
 from __future__ import annotations
 
 from common import cli
-from pipeline.outputs import RunWriter, format_table, run_folder
+from pipeline.outputs import RunWriter, run_folder
 from pipeline.training import Trainer
 
 DEFAULT_CONFIG = "configs/v1_fine_tuning.yaml"
@@ -35,7 +35,7 @@ def main(argv=None) -> None:
     writer = RunWriter(folder)
     with writer.log():
         trainer = Trainer(config, folder)
-        writer.write_config(config)
+        history = None
         if args.evaluate:
             evaluation = trainer.evaluate(args.evaluate, config.eval.split)
             extra = {"method": _describe(config), "checkpoint": args.evaluate}
@@ -44,16 +44,13 @@ def main(argv=None) -> None:
             print(f"{_describe(config)}: {config.train.epochs} epochs, model selection on {config.train.selection} "
                   f"-> {folder}")
             result = trainer.fit(resume=args.resume)
-            evaluation = result.test
+            evaluation, history = result.test, result.history
             extra = {"method": _describe(config), "selection": result.selection, "history": result.history,
                      "checkpoints": {"best": str(folder / "checkpoints" / "best.pt"),
                                      "last": str(folder / "checkpoints" / "last.pt")}}
             title = (f"OV-AVEBench test | {_describe(config)} | selected on {config.train.selection} "
                      f"(epoch {result.best_epoch})")
-        predictions = writer.write_predictions(evaluation)
-        results = writer.write_results(config, evaluation, extra)
-        print(format_table(evaluation, title))
-        print(f"results: {results}\npredictions: {predictions}")
+        writer.write_all(config, evaluation, title, extra, history)
 
 
 if __name__ == "__main__":

@@ -61,6 +61,8 @@ class TrainConfig:
 class OutputConfig:
     root: str = "runs"
     name: Optional[str] = None  # run folder name; null = derived from the config file and the run
+    plots: bool = True  # timelines, per-class F1 and training curves as PNG
+    plot_videos: int = 8  # videos drawn in timelines.png
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ def decode_training_free(sim_audio_text, sim_visual_text, use_other: bool) -> De
     background row to *not* agreeing, leaving the agreeing segments with no positive row.
     """
     sim_a, sim_v = _check_similarities(sim_audio_text, sim_visual_text)
-    n, t, k = sim_a.shape
+    n, _, k = sim_a.shape
     background = k - 1
     columns = k if use_other else background
     audio_top = sim_a[:, :, :columns].argmax(axis=2)
@@ -57,12 +57,23 @@ def decode_training_free(sim_audio_text, sim_visual_text, use_other: bool) -> De
     has_event = is_event.any(axis=1)
     first = is_event.argmax(axis=1)
     video_class = np.where(has_event, audio_top[np.arange(n), first], background)
-    segment_labels = np.where(is_event, video_class[:, None], background)
+    return training_free_prediction(video_class, is_event, k)
 
-    pred_matrix = np.zeros((n, k, t), dtype=bool)
+
+def training_free_prediction(video_class, is_event, num_classes: int) -> Decoded:
+    """Labels and F1 matrix from a video class and a per-segment event mask, by the published
+    rule: event segments take the video's class, the others background; the matrix's class
+    row is the event mask and its background row the complement, written last (so a video
+    class of ``other`` leaves the event segments without a positive row: the v01 quirk)."""
+    video_class = np.asarray(video_class, dtype=np.int64)
+    is_event = np.asarray(is_event, dtype=bool)
+    n, t = is_event.shape
+    background = num_classes - 1
+    segment_labels = np.where(is_event, video_class[:, None], background)
+    pred_matrix = np.zeros((n, num_classes, t), dtype=bool)
     pred_matrix[np.arange(n), video_class] = is_event
-    pred_matrix[:, background] = ~is_event  # written last: this is the v01 quirk above
-    return Decoded(segment_labels.astype(np.int64), pred_matrix, is_event, video_class.astype(np.int64))
+    pred_matrix[:, background] = ~is_event
+    return Decoded(segment_labels.astype(np.int64), pred_matrix, is_event, video_class)
 
 
 def fine_tuning_scores(sim_audio_text, sim_visual_text, fusion: str = "geometric") -> np.ndarray:

@@ -29,14 +29,19 @@ class Evaluation:
     scores: metrics.VideoScores
     summaries: dict  # subset -> metric dict, or None for an empty subset
     counts: dict  # subset -> videos scored
-    excluded: dict  # subset -> videos left out by the cache
+    excluded: dict  # subset -> videos left out
+    excluded_reason: str  # why they were left out
 
 
 def _subset_masks(videos: VideoSet) -> dict[str, np.ndarray]:
     return {"seen": videos.seen, "unseen": ~videos.seen, "total": np.ones(len(videos), bool)}
 
 
-def score(videos: VideoSet, decoded: Decoded, strategy: str, excluded: VideoSet) -> Evaluation:
+CACHE_EXCLUSION = "unreadable media; see the cache's {split}/excluded.csv"
+
+
+def score(videos: VideoSet, decoded: Decoded, strategy: str, excluded: VideoSet,
+          excluded_reason: str = CACHE_EXCLUSION) -> Evaluation:
     """Per-video scores and the seen / unseen / total summaries of decoded predictions."""
     gt_labels = videos.segment_classes
     scores = metrics.score_videos(decoded.pred_matrix, metrics.labels_to_matrix(gt_labels, len(videos.vocabulary)),
@@ -47,6 +52,7 @@ def score(videos: VideoSet, decoded: Decoded, strategy: str, excluded: VideoSet)
         summaries={s: scores.summary(masks[s]) if masks[s].any() else None for s in SUBSETS},
         counts={s: int(masks[s].sum()) for s in SUBSETS},
         excluded={s: int(m.sum()) for s, m in _subset_masks(excluded).items()},
+        excluded_reason=excluded_reason.format(split=videos.split),
     )
 
 

@@ -33,9 +33,9 @@ PREDICTION_COLUMNS = ("vid_name", "subset", "true_class", "predicted_class", "tr
 TABLE_COLUMNS = (("accuracy", "Acc"), ("segment_f1", "Seg-F1"), ("event_f1", "Eve-F1"), ("average", "Avg"))
 
 
-def run_folder(root, name: str | None, config_path, suffix: str | None = None) -> Path:
-    """``<root>/<name>``; without a name, ``<config file name>[_<suffix>]``."""
-    return Path(root) / (name or "_".join(filter(None, [Path(config_path).stem, suffix])))
+def run_folder(root, name: str | None, named_after, suffix: str | None = None) -> Path:
+    """``<root>/<name>``; without a name, ``<stem of named_after>[_<suffix>]``."""
+    return Path(root) / (name or "_".join(filter(None, [Path(named_after).stem, suffix])))
 
 
 def format_table(evaluation: Evaluation, title: str) -> str:
@@ -47,9 +47,8 @@ def format_table(evaluation: Evaluation, title: str) -> str:
                  else f"{'(no videos)':>32}")
         lines.append(f"{subset:<8}{evaluation.counts[subset]:>8}{cells}")
     if evaluation.excluded["total"]:
-        lines.append(f"{evaluation.excluded['total']} videos left out (unreadable media: seen "
-                     f"{evaluation.excluded['seen']}, unseen {evaluation.excluded['unseen']}); see the cache's "
-                     f"{evaluation.split}/excluded.csv")
+        lines.append(f"{evaluation.excluded['total']} videos left out (seen {evaluation.excluded['seen']}, unseen "
+                     f"{evaluation.excluded['unseen']}): {evaluation.excluded_reason}")
     return "\n".join(lines)
 
 
@@ -135,6 +134,7 @@ class RunWriter:
             "metrics": evaluation.summaries,
             "videos": evaluation.counts,
             "excluded_videos": evaluation.excluded,
+            "excluded_reason": evaluation.excluded_reason,
             **(extra or {}),
             "config": to_dict(config),
             "code_version": code_version(),
@@ -144,3 +144,19 @@ class RunWriter:
         path = self.folder / "results.json"
         atomic_write_json(path, json.loads(json.dumps(results, default=float)))
         return path
+
+    def write_all(self, config, evaluation: Evaluation, title: str, extra: dict | None = None,
+                  history: list | None = None) -> None:
+        """Predictions, results, plots, config; then the table and where everything went."""
+        self.write_config(config)
+        predictions = self.write_predictions(evaluation)
+        results = self.write_results(config, evaluation, extra)
+        plots = []
+        if config.output.plots:
+            from pipeline.plots import write_plots  # matplotlib is slow to import
+
+            plots = write_plots(evaluation, self.folder, config.output.plot_videos, history)
+        print(format_table(evaluation, title))
+        print(f"results:     {results}\npredictions: {predictions}")
+        for path in plots:
+            print(f"plot:        {path}")

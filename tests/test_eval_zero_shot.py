@@ -54,7 +54,7 @@ def test_end_to_end_on_synthetic_media(synthetic_bench, tmp_path, capsys):
     _run(overrides)
     out = capsys.readouterr().out
     folder = tmp_path / "runs" / "v0_training_free_v01_test"
-    for name in ("results.json", "predictions.csv", "config.yaml", "log.txt"):
+    for name in ("results.json", "predictions.csv", "config.yaml", "log.txt", "timelines.png", "per_class_f1.png"):
         assert (folder / name).is_file(), name
     results = json.loads((folder / "results.json").read_text())
     assert results["strategy"] == "v01" and results["split"] == "test"

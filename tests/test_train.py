@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import train
 from common import config as config_io
@@ -99,8 +100,10 @@ def test_training_lowers_loss_and_raises_validation_accuracy(separable, tmp_path
 def test_full_run_outputs_and_determinism(separable, tmp_path):
     folder, results = _run(separable, tmp_path)
     for name in ("results.json", "predictions.csv", "history.csv", "config.yaml", "log.txt",
-                 "checkpoints/best.pt", "checkpoints/last.pt"):
+                 "checkpoints/best.pt", "checkpoints/last.pt", "timelines.png", "per_class_f1.png"):
         assert (folder / name).is_file(), name
+    with Image.open(folder / "training_curves.png") as image:
+        assert image.format == "PNG" and image.width >= 600 and image.height >= 250
     assert results["selection"]["split"] == "val" and results["strategy"] == "v1"
     assert len(results["history"]) == 6 and results["videos"]["total"] == 60
     with open(folder / "history.csv", newline="") as handle:

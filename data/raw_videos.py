@@ -1,0 +1,125 @@
+"""Turn raw videos into the OV-AVEBench layout with PyAV: for each video, 10 frames (the frame
+on screen at the middle of each 1-second segment, t = 0.5, 1.5, ..., 9.5 s) saved as PNG, and
+the first 10 s of audio as a 16 kHz mono 16-bit WAV (zero-padded if the track ends early).
+
+A video whose picture lasts less than 10 s, that has no audio track or that cannot be
+decoded is not written; it is reported with the reason. Outputs are written to temporary
+names and renamed, so an interrupted preparation resumes without half-written videos.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import soundfile
+
+from data.annotations import NUM_SEGMENTS
+from data.preprocess import IMAGE_SUFFIXES
+
+SAMPLE_RATE = 16000
+SECONDS = NUM_SEGMENTS  # one segment per second
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
+FRAME_TIMES = tuple(i + 0.5 for i in range(NUM_SEGMENTS))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    vid_name: str
+    status: str  # ok, done_before, too_short, no_audio, undecodable, not_found
+    detail: str = ""
+
+
+class Unusable(Exception):
+    """The video cannot give the 10 frames and 10 s of audio; ``status`` says why."""
+
+    def __init__(self, status: str, detail: str):
+        super().__init__(detail)
+        self.status = status
+
+
+def outputs_complete(wav: Path, frames: Path) -> bool:
+    return wav.is_file() and frames.is_dir() and len(
+        [p for p in frames.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]) == NUM_SEGMENTS
+
+
+def _frames(container) -> list:
+    """The frame on screen at each segment's midpoint: the last one starting at or before it."""
+    stream = container.streams.video[0]
+    chosen = [None] * NUM_SEGMENTS
+    last_time, last_duration = None, 0.0
+    for frame in container.decode(stream):
+        if frame.time is None:
+            continue
+        for i, target in enumerate(FRAME_TIMES):
+            if frame.time <= target + 1e-6:
+                chosen[i] = frame
+        last_time = frame.time
+        last_duration = (float(frame.duration * frame.time_base) if frame.duration
+                         else 1 / float(stream.average_rate or 25))
+        if last_time + last_duration >= SECONDS - 1e-3:
+            break  # every midpoint is covered and the picture reaches 10 s
+    end = (last_time or 0.0) + last_duration
+    if last_time is None or end < SECONDS - 1e-3:
+        raise Unusable("too_short", f"the picture lasts {end:.2f} s; {SECONDS} s are needed")
+    return [frame.to_image() for frame in chosen]
+
+
+def _audio(container) -> np.ndarray:
+    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
+    pieces, total = [], 0
+    for frame in container.decode(container.streams.audio[0]):
+        for out in resampler.resample(frame):
+            pieces.append(out.to_ndarray().reshape(-1))
+            total += pieces[-1].size
+        if total >= SECONDS * SAMPLE_RATE:
+            break
+    else:
+        pieces += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    samples = np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
+    return np.pad(samples[:SECONDS * SAMPLE_RATE], (0, max(0, SECONDS * SAMPLE_RATE - samples.size)))
+
+
+def prepare_video(source: Path, wav: Path, frames: Path) -> Outcome:
+    """One raw video -> its WAV and frame folder (or the reason it cannot be used)."""
+    vid = frames.name
+    if outputs_complete(wav, frames):
+        return Outcome(vid, "done_before")
+    try:
+        with av.open(str(source)) as container:
+            if not container.streams.video:
+                raise Unusable("undecodable", "no video stream")
+            if not container.streams.audio:
+                raise Unusable("no_audio", "no audio track")
+            images = _frames(container)
+        with av.open(str(source)) as container:
+            samples = _audio(container)
+    except Unusable as err:
+        return Outcome(vid, err.status, str(err))
+    except (av.FFmpegError, OSError, ValueError, IndexError) as err:
+        return Outcome(vid, "undecodable", f"{type(err).__name__}: {err}")
+    staging = frames.with_name(f".{vid}.tmp-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for i, image in enumerate(images, start=1):
+        image.convert("RGB").save(staging / f"frame_{i:02d}.png")
+    shutil.rmtree(frames, ignore_errors=True)
+    os.rename(staging, frames)
+    wav.parent.mkdir(parents=True, exist_ok=True)
+    tmp_wav = wav.with_name(f".{wav.name}.tmp-{os.getpid()}")
+    soundfile.write(tmp_wav, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+    os.replace(tmp_wav, wav)
+    return Outcome(vid, "ok")
+
+
+def find_videos(folder) -> dict[str, Path]:
+    """Video files under ``folder`` (any depth), by file name without the extension."""
+    found: dict[str, Path] = {}
+    for path in sorted(Path(folder).rglob("*")):
+        if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
+            found.setdefault(path.stem, path)
+    return found

@@ -1,0 +1,129 @@
+"""Read another method's predictions and score them exactly like our own runs.
+
+Accepted files (one entry per video of the split):
+
+- CSV with a ``vid_name`` column and either ``predicted_segments`` (ten class names joined
+  by ``|``; background is ``other``) or ``predicted_class`` + ``predicted_events`` (ten 0/1
+  characters). Where ``predicted_events`` is filled, the row is scored with the published
+  training-free rule (see ``models.decoders.training_free_prediction``); a predictions.csv
+  written by this toolkit is therefore scored to the same numbers.
+- JSON object ``{vid_name: [ten class names]}``, or ``{vid_name: {"predicted_segments": [...]}}``
+  or ``{vid_name: {"predicted_class": name, "predicted_events": [ten 0/1]}}``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from common.errors import UserError
+from data.annotations import NUM_SEGMENTS, VideoSet
+from models.decoders import Decoded, training_free_prediction
+from metrics import labels_to_matrix
+
+
+class PredictionError(UserError):
+    """The predictions file cannot be scored as it is."""
+
+
+def _events(value, where: str) -> list[int]:
+    events = list(value) if isinstance(value, (list, str)) else None
+    if events is None or len(events) != NUM_SEGMENTS or any(str(e) not in ("0", "1") for e in events):
+        raise PredictionError(f"{where}: predicted_events must be {NUM_SEGMENTS} values 0/1, got {value!r}")
+    return [int(e) for e in events]
+
+
+def _segments(value, where: str) -> list[str]:
+    names = value.split("|") if isinstance(value, str) else value
+    if not isinstance(names, list) or len(names) != NUM_SEGMENTS:
+        count = len(names) if isinstance(names, list) else "no list of"
+        raise PredictionError(f"{where}: expected {NUM_SEGMENTS} segment labels, got {count}")
+    return [str(name).strip() for name in names]
+
+
+def _entry(record: dict, where: str) -> dict:
+    if record.get("predicted_events") not in (None, ""):
+        if not record.get("predicted_class"):
+            raise PredictionError(f"{where}: predicted_events needs predicted_class too")
+        return {"class": str(record["predicted_class"]).strip(), "events": _events(record["predicted_events"], where)}
+    if record.get("predicted_segments") in (None, ""):
+        raise PredictionError(f"{where}: needs predicted_segments, or predicted_class with predicted_events")
+    return {"segments": _segments(record["predicted_segments"], where)}
+
+
+def read_predictions(path) -> dict[str, dict]:
+    """``vid -> {"segments": [names]}`` or ``{"class": name, "events": [0/1]}``, validated for shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise PredictionError(f"predictions file not found: {path}")
+    entries: dict[str, dict] = {}
+
+    def add(vid, entry, where):
+        if vid in entries:
+            raise PredictionError(f"{where}: video {vid!r} appears twice")
+        entries[vid] = entry
+
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise PredictionError(f"{path}: not valid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise PredictionError(f"{path}: expected an object mapping video names to predictions")
+        for vid, value in data.items():
+            where = f"{path}, video {vid!r}"
+            add(vid, _entry(value if isinstance(value, dict) else {"predicted_segments": value}, where), where)
+    else:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            if "vid_name" not in (reader.fieldnames or []):
+                raise PredictionError(f"{path}: the header needs a vid_name column (and predicted_segments, or "
+                                      "predicted_class + predicted_events)")
+            for line, row in enumerate(reader, start=2):
+                where = f"{path} line {line} (video {row['vid_name']!r})"
+                add(row["vid_name"], _entry(row, where), where)
+    if not entries:
+        raise PredictionError(f"{path}: no predictions in it")
+    return entries
+
+
+def decode_predictions(predictions: dict, videos: VideoSet, allow_missing: bool, source: str):
+    """Predictions of ``videos`` as a :class:`Decoded`, with the videos scored and those missing."""
+    known = set(videos.vid_names)
+    unknown = [vid for vid in predictions if vid not in known]
+    if unknown:
+        raise PredictionError(f"{source}: {len(unknown)} videos are not in the {videos.split} split "
+                              f"(e.g. {unknown[0]!r}); check the split and the annotation files")
+    present = np.array([vid in predictions for vid in videos.vid_names])
+    if not present.all() and not allow_missing:
+        missing = videos.vid_names[~present]
+        raise PredictionError(f"{source}: {len(missing)} of the {len(videos)} {videos.split} videos have no "
+                              f"prediction (e.g. {missing[0]!r}); add them, or pass --allow-missing to score "
+                              "the others and report the missing ones")
+    scored, missing = videos.select(present), videos.select(~present)
+    vocabulary = videos.vocabulary
+    lookup = {name: i for i, name in enumerate(vocabulary.names)}
+
+    def index_of(name, vid):
+        if name not in lookup:
+            raise PredictionError(f"{source}: video {vid!r} has unknown class name {name!r}; use the names of "
+                                  f"the meta CSV or {vocabulary.names[-1]!r} for background")
+        return lookup[name]
+
+    entries = [predictions[vid] for vid in scored.vid_names]
+    rule = np.array(["events" in entry for entry in entries], dtype=bool)
+    labels = np.full((len(entries), NUM_SEGMENTS), vocabulary.background_index, dtype=np.int64)
+    matrix = np.zeros((len(entries), len(vocabulary), NUM_SEGMENTS), dtype=bool)
+    for i, (vid, entry) in enumerate(zip(scored.vid_names, entries)):
+        if not rule[i]:
+            labels[i] = [index_of(name, vid) for name in entry["segments"]]
+    matrix[~rule] = labels_to_matrix(labels[~rule], len(vocabulary))
+    if rule.any():
+        classes = [index_of(entry["class"], vid) for vid, entry in zip(scored.vid_names[rule], np.array(entries)[rule])]
+        events = np.array([entry["events"] for entry in np.array(entries)[rule]], dtype=bool)
+        published = training_free_prediction(classes, events, len(vocabulary))
+        labels[rule], matrix[rule] = published.segment_labels, published.pred_matrix
+    return Decoded(labels, matrix), scored, missing

@@ -1,0 +1,112 @@
+"""PNG figures written with every evaluation, readable without this code: per-segment
+timelines of sampled videos, per-class F1 with seen and unseen classes told apart, and the
+training curves of a fine-tuning run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; no display needed
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+import numpy as np  # noqa: E402
+
+import metrics  # noqa: E402
+from pipeline.evaluate import Evaluation  # noqa: E402
+
+SEEN_COLOUR, UNSEEN_COLOUR = "#1f77b4", "#ff7f0e"
+
+
+def per_class_f1(evaluation: Evaluation) -> np.ndarray:
+    """Segment-level F1 of each class row, pooled over all scored videos (NaN: never present)."""
+    videos = evaluation.videos
+    gt = metrics.labels_to_matrix(videos.segment_classes, len(videos.vocabulary))
+    pred = evaluation.decoded.pred_matrix
+    tp = (pred & gt).sum(axis=(0, 2))
+    errors = (pred ^ gt).sum(axis=(0, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(tp + errors > 0, 2 * tp / (2 * tp + errors), np.nan)
+
+
+def plot_class_f1(evaluation: Evaluation, path: Path) -> Path:
+    names = np.array(evaluation.videos.vocabulary.names[:-1])
+    f1 = per_class_f1(evaluation)[:-1]
+    seen_names = set(evaluation.videos.categories[evaluation.videos.seen])
+    present = ~np.isnan(f1)
+    order = np.argsort(-np.nan_to_num(f1[present], nan=-1))
+    names, f1 = names[present][order], f1[present][order]
+    colours = [SEEN_COLOUR if n in seen_names else UNSEEN_COLOUR for n in names]
+    fig, ax = plt.subplots(figsize=(8, max(3.0, 0.22 * len(names) + 1)))
+    ax.barh(np.arange(len(names)), 100 * f1, color=colours)
+    for y, value in enumerate(100 * f1):
+        ax.text(value + 1, y, f"{value:.1f}", va="center", fontsize=6)
+    ax.set_yticks(np.arange(len(names)), names, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("segment-level F1 per class (%)")
+    ax.set_title(f"{evaluation.split}, {evaluation.strategy}: per-class F1")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in (SEEN_COLOUR, UNSEEN_COLOUR)]
+    ax.legend(handles, ["seen", "unseen"], loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_timelines(evaluation: Evaluation, path: Path, count: int = 8) -> Path:
+    """True vs predicted label per segment for ``count`` videos spread over the split."""
+    videos, decoded = evaluation.videos, evaluation.decoded
+    names = videos.vocabulary.names
+    picks = np.unique(np.linspace(0, len(videos) - 1, min(count, len(videos))).round().astype(int))
+    background = videos.vocabulary.background_index
+    fig, axes = plt.subplots(len(picks), 1, figsize=(10, 1.2 * len(picks) + 0.6), squeeze=False)
+    for ax, i in zip(axes[:, 0], picks):
+        rows = np.stack([videos.segment_classes[i], decoded.segment_labels[i]])
+        ax.imshow(np.where(rows == background, np.nan, rows), aspect="auto", cmap="tab20",
+                  vmin=0, vmax=len(names) - 1, interpolation="nearest")
+        for r, row in enumerate(rows):
+            for t, label in enumerate(row):
+                text = "-" if label == background else names[label][:12]
+                ax.text(t, r, text, ha="center", va="center", fontsize=6)
+        ax.set_yticks([0, 1], ["truth", "predicted"], fontsize=7)
+        ax.set_xticks(range(rows.shape[1]), [f"{t}s" for t in range(rows.shape[1])], fontsize=6)
+        subset = "seen" if videos.seen[i] else "unseen"
+        ax.set_title(f"{videos.vid_names[i]} ({subset}, {videos.class_names[i]}): "
+                     f"Seg-F1 {100 * evaluation.scores.segment_f1[i]:.0f}, "
+                     f"Eve-F1 {100 * evaluation.scores.event_f1[i]:.0f}", fontsize=8, loc="left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_training_curves(history: list[dict], path: Path) -> Path:
+    epochs = [h["epoch"] for h in history]
+    fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
+    loss_ax.plot(epochs, [h["train_loss"] for h in history], marker="o")
+    loss_ax.set_xlabel("epoch")
+    loss_ax.set_ylabel("training loss")
+    split = history[0]["selection_split"] if history else "val"
+    for key, label in (("accuracy", "Acc"), ("segment_f1", "Seg-F1"), ("event_f1", "Eve-F1"), ("average", "Avg")):
+        metric_ax.plot(epochs, [100 * h[key] for h in history], marker="o", label=label)
+    metric_ax.set_xlabel("epoch")
+    metric_ax.set_ylabel(f"{split} metric (%)")
+    metric_ax.legend()
+    for ax in (loss_ax, metric_ax):
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_plots(evaluation: Evaluation, folder: Path, videos: int, history: list[dict] | None = None) -> list[Path]:
+    folder = Path(folder)
+    paths = [plot_timelines(evaluation, folder / "timelines.png", videos),
+             plot_class_f1(evaluation, folder / "per_class_f1.png")]
+    if history:
+        paths.append(plot_training_curves(history, folder / "training_curves.png"))
+    return paths

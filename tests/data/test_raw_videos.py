@@ -1,0 +1,112 @@
+import csv
+import json
+
+import av
+import numpy as np
+import pytest
+import soundfile
+from PIL import Image
+
+from data import preprocess
+from data.raw_videos import FRAME_TIMES, SAMPLE_RATE, prepare_video
+from tools import prepare_videos
+
+FPS = 5
+
+
+def encode_video(path, seconds: float, audio: bool = True, codec: str = "libx264", audio_codec: str = "aac",
+                 size=(64, 48)):
+    """Frame k is flat grey 4*k, so the frame chosen for a time tells its timestamp; the
+    audio is a 440 Hz stereo tone at 44.1 kHz."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(codec, rate=FPS)
+        video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
+        sound = None
+        if audio:
+            sound = out.add_stream(audio_codec, rate=48000 if audio_codec == "libopus" else 44100)
+            sound.layout = "stereo"
+        for k in range(int(seconds * FPS)):
+            frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), 4 * k, np.uint8), format="rgb24")
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
+        if sound is not None:
+            rate = sound.rate
+            t = np.arange(int(rate * seconds)) / rate
+            tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+            for start in range(0, tone.size, 960):
+                chunk = np.stack([tone[start:start + 960]] * 2)
+                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
+                frame.sample_rate = rate
+                out.mux(sound.encode(frame))
+            out.mux(sound.encode())
+
+
+def test_frames_at_segment_midpoints_and_16k_audio(tmp_path):
+    source = tmp_path / "clip.mp4"
+    encode_video(source, 12)
+    wav, frames = tmp_path / "out" / "clip.wav", tmp_path / "out" / "clip"
+    assert prepare_video(source, wav, frames).status == "ok"
+    images = sorted(frames.glob("*.png"))
+    assert len(images) == 10
+    for i, image in enumerate(images):
+        expected_frame = int(FRAME_TIMES[i] * FPS + 1e-9)  # the frame on screen at i + 0.5 s
+        assert abs(np.asarray(Image.open(image)).mean() - 4 * expected_frame) < 3, image.name
+    samples, rate = soundfile.read(wav)
+    assert rate == SAMPLE_RATE and samples.ndim == 1 and samples.size == 10 * SAMPLE_RATE
+    spectrum = np.abs(np.fft.rfft(samples[SAMPLE_RATE:2 * SAMPLE_RATE]))
+    assert abs(np.argmax(spectrum) - 440) <= 2  # 1 Hz bins over one second
+    assert tuple(preprocess.video_frames(frames).shape) == preprocess.FRAMES_SHAPE
+    assert tuple(preprocess.audio_segments(wav).shape) == preprocess.AUDIO_SHAPE
+    assert prepare_video(source, wav, frames).status == "done_before"
+
+
+def test_webm_with_opus(tmp_path):
+    source = tmp_path / "clip.webm"
+    encode_video(source, 10.4, codec="libvpx", audio_codec="libopus")
+    outcome = prepare_video(source, tmp_path / "o" / "clip.wav", tmp_path / "o" / "clip")
+    assert outcome.status == "ok", outcome.detail
+
+
+@pytest.mark.parametrize("name, make, status, detail", [
+    ("short.mp4", lambda p: encode_video(p, 6), "too_short", "lasts 6.00 s"),
+    ("mute.mkv", lambda p: encode_video(p, 11, audio=False), "no_audio", "no audio track"),
+    ("broken.mp4", lambda p: p.write_bytes(b"\x00not a video" * 50), "undecodable", ""),
+])
+def test_unusable_videos_are_reported_not_written(tmp_path, name, make, status, detail):
+    source = tmp_path / name
+    make(source)
+    wav, frames = tmp_path / "o" / "x.wav", tmp_path / "o" / "x"
+    outcome = prepare_video(source, wav, frames)
+    assert outcome.status == status and detail in outcome.detail
+    assert not wav.exists() and not frames.exists()
+
+
+def test_tool_prepares_the_layout_with_workers_and_a_report(tmp_path, capsys):
+    raw = tmp_path / "raw" / "nested"
+    raw.mkdir(parents=True)
+    encode_video(raw / "good1.mp4", 10.2)
+    encode_video(raw / "good2.mkv", 12)
+    encode_video(raw / "short.mp4", 4)
+    rows = [("test", "dog barking", "close", "good1"), ("test", "cat purring", "open", "good2"),
+            ("test", "dog barking", "close", "short"), ("train", "dog barking", "close", "absent")]
+    meta, labels = tmp_path / "meta.csv", tmp_path / "labels.json"
+    with open(meta, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["split", "cls_name", "cls_type", "vid_name"])
+        writer.writerows(rows)
+    labels.write_text(json.dumps({vid: {"category": cls, "label": str([1] * 10)} for _, cls, _, vid in rows}))
+    media = tmp_path / "media"
+    argv = ["--videos", str(tmp_path / "raw"), "--workers", "2", f"data.meta_csv={meta}",
+            f"data.label_json={labels}", f"data.media_root={media}"]
+    prepare_videos.main(argv)
+    assert (media / "test" / "audio" / "dog barking" / "good1.wav").is_file()
+    assert len(list((media / "test" / "video" / "cat purring" / "good2").glob("*.png"))) == 10
+    with open(media / "prepare_report.csv", newline="") as handle:
+        report = {row["vid_name"]: row for row in csv.DictReader(handle)}
+    assert {vid: row["status"] for vid, row in report.items()} == {
+        "good1": "ok", "good2": "ok", "short": "too_short", "absent": "not_found"}
+    assert "not_found: 1, ok: 2, too_short: 1" in capsys.readouterr().out
+    prepare_videos.main(argv)  # resumable: nothing is redone
+    with open(media / "prepare_report.csv", newline="") as handle:
+        statuses = {row["vid_name"]: row["status"] for row in csv.DictReader(handle)}
+    assert statuses["good1"] == statuses["good2"] == "done_before"

@@ -1,0 +1,24 @@
+import json
+
+import pytest
+
+import eval_zero_shot
+import train
+from conftest import REPO
+from tools import make_synthetic_benchmark
+
+
+@pytest.mark.slow
+def test_demo_configs_run_the_whole_pipeline(tmp_path, monkeypatch, capsys):
+    """What `make demo` runs, in a scratch folder: the demo configs' relative paths resolve there."""
+    monkeypatch.chdir(tmp_path)
+    make_synthetic_benchmark.main(["--output", "demo/ovavebench", "--train-per-class", "3", "--test-per-class", "1"])
+    eval_zero_shot.main(["--config", str(REPO / "configs" / "demo" / "v0_training_free.yaml")])
+    train.main(["--config", str(REPO / "configs" / "demo" / "v1_fine_tuning.yaml"), "train.epochs=2"])
+    out = capsys.readouterr().out
+    assert out.count("subset    videos     Acc  Seg-F1  Eve-F1     Avg") == 2
+    for run in ("v0_training_free_v01_test", "v1_fine_tuning"):
+        results = json.loads((tmp_path / "demo" / "runs" / run / "results.json").read_text())
+        assert results["config"]["encoder"] == {"size": "small", "checkpoint": "random", "precision": "fp32",
+                                                "text_template": "{}"}
+        assert (tmp_path / "demo" / "runs" / run / "timelines.png").is_file()

@@ -1,0 +1,79 @@
+"""Prepare raw videos (mp4, mkv, webm, ...; any frame rate, resolution) in the OV-AVEBench
+layout under data.media_root: 10 PNG frames and a 16 kHz WAV of the first 10 s per video.
+
+    python tools/prepare_videos.py --videos raw_videos/ --workers 8
+    python tools/prepare_videos.py --videos raw_videos/ data.media_root=/data/ovave_dataset_preprocessed
+
+Videos are found by name ({vid_name}.{ext}, at any depth under --videos) for every row of the
+meta CSV. Re-running skips videos already prepared. A report lists every video's outcome:
+ok, done_before, too_short, no_audio, undecodable, not_found.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from tqdm import tqdm
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import cli  # noqa: E402
+from common.errors import UserError  # noqa: E402
+from data.annotations import SPLITS, AnnotationIndex  # noqa: E402
+from data.extraction import media_paths  # noqa: E402
+from data.raw_videos import Outcome, find_videos, prepare_video  # noqa: E402
+
+DEFAULT_CONFIG = "configs/v0_training_free.yaml"
+REPORT_COLUMNS = ("vid_name", "split", "class", "source", "status", "detail")
+
+
+def _prepare(job):
+    source, wav, frames = job
+    return prepare_video(source, wav, frames)
+
+
+def main(argv=None) -> None:
+    parser = cli.parser_with_config(__doc__.splitlines()[0], DEFAULT_CONFIG)
+    parser.add_argument("--videos", required=True, help="folder holding the raw video files")
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
+    parser.add_argument("--report", help="CSV of outcomes (default: <media_root>/prepare_report.csv)")
+    args = parser.parse_args(argv)
+    config = cli.load_config(args)
+    if not Path(args.videos).is_dir():
+        raise UserError(f"--videos {args.videos} is not a folder")
+    index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
+    found = find_videos(args.videos)
+    rows, jobs, outcomes = [], [], {}
+    for split in args.splits:
+        videos = index.videos(split)
+        for vid, category in zip(videos.vid_names, videos.categories):
+            wav, frames = media_paths(config.data.media_root, split, category, vid)
+            source = found.get(vid)
+            rows.append({"vid_name": vid, "split": split, "class": category, "source": str(source or "")})
+            if source is None:
+                outcomes[vid] = Outcome(vid, "not_found", f"no {vid}.<mp4|mkv|webm|...> under {args.videos}")
+            else:
+                jobs.append((source, wav, frames))
+    with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
+        for outcome in tqdm(pool.map(_prepare, jobs, chunksize=4), total=len(jobs), unit="video", desc="prepare"):
+            outcomes[outcome.vid_name] = outcome
+    report = Path(args.report or Path(config.data.media_root) / "prepare_report.csv")
+    report.parent.mkdir(parents=True, exist_ok=True)
+    with open(report, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=REPORT_COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            outcome = outcomes[row["vid_name"]]
+            writer.writerow({**row, "status": outcome.status, "detail": outcome.detail})
+    counts = Counter(outcomes[row["vid_name"]].status for row in rows)
+    print(", ".join(f"{status}: {n}" for status, n in sorted(counts.items())))
+    print(f"report: {report}")
+
+
+if __name__ == "__main__":
+    cli.run(main)
