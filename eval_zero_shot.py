@@ -33,7 +33,8 @@ def main(argv=None) -> None:
         encoder = f"ImageBind-{config.encoder.size} ({config.encoder.precision})"
         writer.write_all(config, evaluation,
                          f"OV-AVEBench {config.eval.split} | training-free {config.eval.strategy} | {encoder}",
-                         {"method": "training-free", "cache": {"dir": str(cache.root), "provenance": cache.provenance()}})
+                         {"method": "training-free",
+                          "cache": {"dir": str(cache.root), "provenance": cache.provenance()}})
 
 
 if __name__ == "__main__":

@@ -33,10 +33,12 @@ def init_process() -> Process:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size == 1:
         return Process()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        dist.init_process_group(backend=backend, timeout=BARRIER_TIMEOUT)
-    return Process(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local_rank)  # NCCL barriers run on this rank's own GPU
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo", timeout=BARRIER_TIMEOUT)
+    return Process(dist.get_rank(), dist.get_world_size(), local_rank)
 
 
 def shutdown(process: Process) -> None:

@@ -138,14 +138,18 @@ def _num_workers(configured) -> int:
     return min(8, os.cpu_count() or 1) if configured is None else configured
 
 
+def _unfinished_chunks(config: Config, videos: VideoSet, cache: FeatureCache) -> list[int]:
+    work = cache.work_dir(videos.split)
+    num_chunks = math.ceil(len(videos) / config.extract.chunk_size)
+    return [c for c in range(num_chunks) if not _chunk_path(work, c).is_file()]
+
+
 def _extract_chunks(config: Config, videos: VideoSet, cache: FeatureCache, encoder: SegmentEncoder,
-                    process: Process) -> None:
+                    process: Process, unfinished: list[int]) -> None:
     work = cache.work_dir(videos.split)
     with writing(work):
         work.mkdir(parents=True, exist_ok=True)
     size = config.extract.chunk_size
-    num_chunks = math.ceil(len(videos) / size)
-    unfinished = [c for c in range(num_chunks) if not _chunk_path(work, c).is_file()]
     mine = unfinished[process.rank::process.world_size]
     positions = [p for c in mine for p in range(c * size, min(len(videos), (c + 1) * size))]
     if not positions:
@@ -209,8 +213,9 @@ def _merge(videos: VideoSet, cache: FeatureCache, dim: int, dtype: str) -> tuple
     with writing(staging):
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
-        audio = np.lib.format.open_memmap(staging / "audio.npy", mode="w+", dtype=dtype, shape=(total, NUM_SEGMENTS, dim))
-        vision = np.lib.format.open_memmap(staging / "vision.npy", mode="w+", dtype=dtype, shape=(total, NUM_SEGMENTS, dim))
+        shape = (total, NUM_SEGMENTS, dim)
+        audio = np.lib.format.open_memmap(staging / "audio.npy", mode="w+", dtype=dtype, shape=shape)
+        vision = np.lib.format.open_memmap(staging / "vision.npy", mode="w+", dtype=dtype, shape=shape)
         row = 0
         for path in paths:
             with np.load(path) as chunk:
@@ -278,8 +283,10 @@ def can_extract(config: Config, splits) -> list[str]:
     return reasons
 
 
-def extract(config: Config, splits, process: Process = Process(), index: AnnotationIndex | None = None) -> FeatureCache:
+def extract(config: Config, splits, process: Process | None = None,
+            index: AnnotationIndex | None = None) -> FeatureCache:
     """Make sure the cache holds ``splits`` and both vocabularies' text; extract what is missing."""
+    process = process or Process()
     index = index or AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
     cache = FeatureCache(config.cache.dir)
     names = list(index.all_vocabulary.names)
@@ -289,6 +296,7 @@ def extract(config: Config, splits, process: Process = Process(), index: Annotat
     process.barrier()
     todo = [split for split in splits if not cache.has_split(split)]
     need_text = bool(cache.missing_text(names, template))
+    process.barrier()  # every rank has looked before any rank writes: they all decide alike
     if not todo and not need_text:
         return cache
     reasons = can_extract(config, todo)
@@ -305,7 +313,9 @@ def extract(config: Config, splits, process: Process = Process(), index: Annotat
         if process.is_main:
             _check_free_space(cache.root, len(videos), encoder.embed_dim, config.cache.dtype)
         start = time.perf_counter()
-        _extract_chunks(config, videos, cache, encoder, process)
+        unfinished = _unfinished_chunks(config, videos, cache)
+        process.barrier()  # the same list on every rank, taken before anyone adds a chunk
+        _extract_chunks(config, videos, cache, encoder, process, unfinished)
         process.barrier()
         if process.is_main:
             kept, excluded = _merge(videos, cache, encoder.embed_dim, config.cache.dtype)

@@ -66,8 +66,9 @@ class TemporalBlock(nn.Module):
     def __init__(self, dim: int, settings: TemporalSettings):
         super().__init__()
         s = settings
-        self.self_attention = AttentionSublayer(dim, s.attn_dim, s.num_heads) if s.attention in ("self", "both") else None
-        self.cross_attention = AttentionSublayer(dim, s.attn_dim, s.num_heads) if s.attention in ("cross", "both") else None
+        attention = lambda: AttentionSublayer(dim, s.attn_dim, s.num_heads)  # noqa: E731
+        self.self_attention = attention() if s.attention in ("self", "both") else None
+        self.cross_attention = attention() if s.attention in ("cross", "both") else None
         self.feed_forward = FeedForwardSublayer(dim, s.ffn_dim, s.dropout)
 
     def forward(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:

@@ -72,8 +72,8 @@ def main(argv=None) -> None:
         model, optimizer = fresh()
         start = time.perf_counter()
         for epoch in range(1, args.epochs + 1):
-            training.train_one_epoch(model, optimizer, _encode_every_epoch(config, videos, encoder, args.workers, epoch),
-                                     text, settings, config.train.grad_clip)
+            batches = _encode_every_epoch(config, videos, encoder, args.workers, epoch)
+            training.train_one_epoch(model, optimizer, batches, text, settings, config.train.grad_clip)
         every_epoch = time.perf_counter() - start
 
         model, optimizer = fresh()

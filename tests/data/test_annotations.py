@@ -58,7 +58,7 @@ def test_training_vocabulary_is_seen_only(real_index):
     assert train.vocabulary is real_index.seen_vocabulary
     assert train.class_index.max() == 46
     with pytest.raises(AnnotationError, match="not in this vocabulary"):
-        real_index.videos("test", "unseen", vocabulary=real_index.seen_vocabulary).class_index
+        _ = real_index.videos("test", "unseen", vocabulary=real_index.seen_vocabulary).class_index
 
 
 # --- bad input: one clear error each, naming the file and the row or key -------------------

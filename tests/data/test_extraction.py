@@ -92,6 +92,26 @@ def test_torchrun_two_processes_give_the_same_cache(synthetic_bench, reference_c
 
 
 @pytest.mark.slow
+def test_torchrun_resumes_a_partial_extraction(synthetic_bench, reference_cache, tmp_path, monkeypatch):
+    cache_dir = tmp_path / "cache"
+    config = synthetic_config(synthetic_bench, cache_dir, "extract.chunk_size=1")
+
+    def killed_before_merge(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(extraction, "_merge", killed_before_merge)
+    with pytest.raises(KeyboardInterrupt):
+        extract(config, ["train"])
+    chunks = sorted((cache_dir / ".work" / "train").glob("chunk_*.npz"))
+    for chunk in chunks[::2]:
+        chunk.unlink()  # half the chunks done, scattered
+    result = subprocess.run(_extract_command(synthetic_bench, cache_dir, "extract.chunk_size=1", torchrun=True),
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _assert_same_cache(FeatureCache(cache_dir), reference_cache)
+
+
+@pytest.mark.slow
 def test_killed_extraction_resumes_without_redoing_finished_chunks(synthetic_bench, reference_cache, tmp_path,
                                                                    monkeypatch):
     cache_dir = tmp_path / "cache"
