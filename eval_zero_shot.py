@@ -19,7 +19,7 @@ def main(argv=None) -> None:
     parser = cli.parser_with_config(__doc__.splitlines()[0], DEFAULT_CONFIG)
     parser.add_argument("--strategy", choices=("v0", "v01"), help="v0: no `other` column; v01: with it (default)")
     parser.add_argument("--split", choices=("val", "test"))
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # key=value overrides may come before or after options
     shortcuts = ([f"eval.strategy={args.strategy}"] if args.strategy else []) + (
         [f"eval.split={args.split}"] if args.split else [])
     config = cli.load_config(args, shortcuts)

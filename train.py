@@ -29,7 +29,7 @@ def main(argv=None) -> None:
     parser = cli.parser_with_config(__doc__.splitlines()[0], DEFAULT_CONFIG)
     parser.add_argument("--resume", action="store_true", help="continue the run in the run folder")
     parser.add_argument("--evaluate", metavar="CHECKPOINT", help="only evaluate this checkpoint (on eval.split)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # key=value overrides may come before or after options
     config = cli.load_config(args)
     folder = run_folder(config.output.root, config.output.name, args.config, "evaluate" if args.evaluate else None)
     writer = RunWriter(folder)

@@ -149,6 +149,14 @@ def build(cls, data, source: str = "config", prefix: str = ""):
     return cls(**values)
 
 
+def differences(old, new, prefix: str = "") -> list[str]:
+    """``key: old value -> new value`` for every leaf of two nested dicts that differs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [line for key in sorted(set(old) | set(new))
+                for line in differences(old.get(key), new.get(key), f"{prefix}{key}.")]
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
 def to_dict(config) -> dict:
     """Plain nested dict (lists for tuples) for YAML/JSON output."""
     def plain(value):

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.config import differences
 from common.errors import UserError
 
 FORMAT_VERSION = 1
@@ -110,20 +111,13 @@ def _comparable(provenance: dict) -> dict:
     return picked
 
 
-def _differences(cached, wanted, prefix=""):
-    if isinstance(cached, dict) and isinstance(wanted, dict):
-        for key in sorted(set(cached) | set(wanted)):
-            yield from _differences(cached.get(key), wanted.get(key), f"{prefix}{key}.")
-    elif cached != wanted:
-        yield f"{prefix.rstrip('.')}: cache has {cached!r}, this run has {wanted!r}"
-
-
 def provenance_differences(cached: dict, wanted: dict) -> list[str]:
-    """What differs; a ``wanted`` checkpoint of None (file not here) is not compared."""
+    """What differs (``key: cache value -> this run's value``); a ``wanted`` checkpoint of
+    None (file not here) is not compared."""
     cached, wanted = _comparable(cached), _comparable(wanted)
     if wanted["checkpoint"] is None:
         cached["checkpoint"] = None
-    return list(_differences(cached, wanted))
+    return differences(cached, wanted)
 
 
 # --- reading -----------------------------------------------------------------------------
@@ -173,7 +167,8 @@ class FeatureCache:
         """Never mix: the cache's provenance must equal this run's."""
         differences = provenance_differences(self.provenance(), wanted)
         if differences:
-            raise CacheError(f"the feature cache at {self.root} was made differently from what this run asks for:\n  "
+            raise CacheError(f"the feature cache at {self.root} was made differently from what this run asks for "
+                             "(cache -> this run):\n  "
                              + "\n  ".join(differences)
                              + "\nPoint cache.dir at another folder (or delete this one) to extract matching features.")
 

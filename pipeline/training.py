@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.config import to_dict
+from common.config import differences, to_dict
 from common.errors import UserError
 from common.schema import Config
 from data.annotations import AnnotationIndex, VideoSet, Vocabulary
@@ -181,7 +181,14 @@ class Trainer:
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         done, history, best = 0, [], None
         if resume:
+            if not last.exists():
+                raise UserError(f"--resume: there is no run to continue in {self.folder} ({last} not found)")
             state = load_checkpoint(last)
+            changed = [line for line in differences(state["config"], to_dict(self.config))
+                       if not line.startswith(("train.epochs", "output."))]
+            if changed:
+                raise UserError(f"--resume: the config differs from the interrupted run's ({last}); only "
+                                "train.epochs may change:\n  " + "\n  ".join(changed))
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
             torch.set_rng_state(state["rng_cpu"])

@@ -145,7 +145,7 @@ def test_clear_errors(synthetic_bench, tmp_path):
     with pytest.raises(UserError, match=r"unknown config key 'eval.stratgy' \(did you mean 'strategy'\?\)"):
         _run(base + ["eval.stratgy=v0"])
     _run(base)
-    with pytest.raises(CacheError, match=r"encoder.size: cache has 'tiny', this run has 'small'"):
+    with pytest.raises(CacheError, match=r"encoder.size: 'tiny' -> 'small'"):
         _run(base + ["encoder.size=small"])
     with pytest.raises(UserError, match=r"(?s)cannot be extracted here.*place the media.*or point cache.dir"):
         _run(base + [f"cache.dir={tmp_path / 'empty'}", f"data.media_root={tmp_path / 'none'}"])

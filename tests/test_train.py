@@ -135,6 +135,10 @@ def test_resume_equals_uninterrupted(separable, tmp_path, monkeypatch):
     monkeypatch.undo()
     with pytest.raises(UserError, match="already holds a training run: add --resume"):
         _run(separable, tmp_path / "cut")
+    with pytest.raises(UserError, match=r"(?s)config differs .*train.lr: 0.01 -> 0.02"):
+        _run(separable, tmp_path / "cut", "--resume", "train.lr=0.02")
+    with pytest.raises(UserError, match="no run to continue"):
+        _run(separable, tmp_path / "fresh", "--resume")
     folder, resumed = _run(separable, tmp_path / "cut", "--resume")
     assert resumed["metrics"] == uninterrupted["metrics"]
     assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in uninterrupted["history"]]

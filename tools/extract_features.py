@@ -27,7 +27,7 @@ def main(argv=None) -> None:
     parser.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
     parser.add_argument("--print-provenance", action="store_true",
                         help="print the provenance.json this config expects (to write a cache by hand) and exit")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # key=value overrides may come before or after options
     config = cli.load_config(args)
     if args.print_provenance:
         print(json.dumps(wanted_provenance(config), indent=2, sort_keys=True))

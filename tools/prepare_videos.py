@@ -42,7 +42,7 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
     parser.add_argument("--report", help="CSV of outcomes (default: <media_root>/prepare_report.csv)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # key=value overrides may come before or after options
     config = cli.load_config(args)
     if not Path(args.videos).is_dir():
         raise UserError(f"--videos {args.videos} is not a folder")

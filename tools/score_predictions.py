@@ -30,7 +30,7 @@ def main(argv=None) -> None:
     parser.add_argument("--split", choices=("val", "test"), help="default: eval.split of the config")
     parser.add_argument("--allow-missing", action="store_true",
                         help="score the videos present and report how many are missing (default: an error)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # key=value overrides may come before or after options
     config = cli.load_config(args, [f"eval.split={args.split}"] if args.split else [])
     index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
     videos = index.videos(config.eval.split, vocabulary=index.all_vocabulary)

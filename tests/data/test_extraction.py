@@ -146,8 +146,8 @@ def test_killed_extraction_resumes_without_redoing_finished_chunks(synthetic_ben
 def test_provenance_mismatch_is_an_error_naming_the_difference(synthetic_bench, reference_cache):
     config = synthetic_config(synthetic_bench, reference_cache.root, "encoder.precision=bf16", "cache.dtype=float32")
     index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
-    with pytest.raises(CacheError, match=r"(?s)made differently.*dtype: cache has 'float16', this run has 'float32'"
-                                         r".*encoder.precision: cache has 'fp32', this run has 'bf16'"):
+    with pytest.raises(CacheError, match=r"(?s)made differently.*dtype: 'float16' -> 'float32'"
+                                         r".*encoder.precision: 'fp32' -> 'bf16'"):
         ensure_features(config, ["test"], index)
 
 
@@ -165,7 +165,7 @@ def test_checkpoint_identity_is_compared_and_remembered(synthetic_bench, tmp_pat
     monkeypatch.undo()
     torch.manual_seed(2)
     torch.save(build_imagebind("tiny").state_dict(), checkpoint)  # other weights, same size
-    with pytest.raises(CacheError, match=r"checkpoint.sha256: cache has '[0-9a-f]{64}', this run has"):
+    with pytest.raises(CacheError, match=r"checkpoint.sha256: '[0-9a-f]{64}' -> '[0-9a-f]{64}'"):
         ensure_features(config, ["val"], index)
 
 
