@@ -21,6 +21,7 @@ import numpy as np
 
 IOU_THRESHOLD = 0.5
 PUBLISHED_SEGMENT_F1_DTYPE = np.float32
+MAX_SEGMENTS = 53  # row codes go through float64 arithmetic, exact below 2**53
 METRIC_NAMES = ("accuracy", "segment_f1", "event_f1", "average")
 
 
@@ -54,9 +55,6 @@ def _mean_over_active_rows(f: np.ndarray, active: np.ndarray, dtype) -> np.ndarr
     has_rows = count > 0
     out[has_rows] = total[has_rows] / count[has_rows].astype(dtype)
     return out
-
-
-MAX_SEGMENTS = 53  # row codes go through float64 arithmetic, exact below 2**53
 
 
 def _row_codes(x: np.ndarray) -> np.ndarray:
@@ -95,7 +93,7 @@ def _interval_masks(num_segments: int):
     inter = np.minimum(ends[:, None], ends[None, :]) - np.maximum(starts[:, None], starts[None, :]) + 1
     inter = np.maximum(inter, 0)
     union = lengths[:, None] + lengths[None, :] - inter
-    matches = (2 * inter >= union).astype(np.float32)  # inter / union >= 0.5, exactly
+    matches = (inter >= IOU_THRESHOLD * union).astype(np.float32)  # exact: small integers times 0.5
     return starts.astype(np.uint64), ends.astype(np.uint64), masks, matches
 
 

@@ -119,8 +119,8 @@ class RunWriter:
     def write_config(self, config) -> None:
         (self.folder / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
 
-    def write_predictions(self, evaluation: Evaluation, name: str = "predictions.csv") -> Path:
-        path = self.folder / name
+    def write_predictions(self, evaluation: Evaluation) -> Path:
+        path = self.folder / "predictions.csv"
         with open(path, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=PREDICTION_COLUMNS)
             writer.writeheader()

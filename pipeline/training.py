@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from common.errors import UserError
 from common.schema import Config
 from data.annotations import AnnotationIndex, VideoSet, Vocabulary
 from data.extraction import ensure_features
-from data.feature_cache import FeatureCache, SplitFeatures, writing
+from data.feature_cache import FeatureCache, SplitFeatures, atomic_write, writing
 from models.decoders import decode_fine_tuning
 from models.segment_encoder import resolve_device
 from models.temporal import TemporalModel, TemporalSettings, cosine, fused_scores
@@ -108,11 +107,9 @@ def evaluate_model(model, data: SplitData, text: torch.Tensor, settings: Tempora
 
 
 def _save(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with writing(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+    atomic_write(path, lambda handle: torch.save(payload, handle))
 
 
 def load_checkpoint(path) -> dict:
@@ -162,14 +159,16 @@ class Trainer:
         return {"model": model.state_dict(), "temporal": dataclasses.asdict(self.config.temporal),
                 "embed_dim": self.embed_dim, "config": to_dict(self.config), "epoch": epoch, "metrics": metrics}
 
-    def _append_history(self, record: dict) -> None:
+    def _write_history(self, records: list, mode: str) -> None:
+        """``mode`` "w": history.csv from scratch (a resume rewrites it from the checkpoint, so
+        an epoch cut short after its row was written is not listed twice); "a": append."""
         path = self.folder / "history.csv"
-        new = not path.exists()
-        with open(path, "a", newline="") as handle:
+        new = mode == "w" or not path.exists()
+        with open(path, mode, newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS)
             if new:
                 writer.writeheader()
-            writer.writerow(record)
+            writer.writerows(records)
 
     def fit(self, resume: bool = False) -> TrainingResult:
         cfg = self.config.train
@@ -199,8 +198,7 @@ class Trainer:
         elif last.exists():
             raise UserError(f"{self.folder} already holds a training run: add --resume to continue it, or "
                             "set output.name to start a new one")
-        else:
-            (self.folder / "history.csv").unlink(missing_ok=True)
+        self._write_history(history, "w")
         tensorboard = None
         if cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # slow import, only when asked for
@@ -216,7 +214,7 @@ class Trainer:
             record = {"epoch": epoch, "train_loss": loss, "selection_split": cfg.selection, **chosen,
                       "seconds": round(time.perf_counter() - start, 3)}
             history.append(record)
-            self._append_history(record)
+            self._write_history([record], "a")
             if tensorboard:
                 tensorboard.add_scalar("train/loss", loss, epoch)
                 for key in ("accuracy", "segment_f1", "event_f1", "average"):

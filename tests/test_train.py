@@ -120,16 +120,17 @@ def test_full_run_outputs_and_determinism(separable, tmp_path):
 
 def test_resume_equals_uninterrupted(separable, tmp_path, monkeypatch):
     _, uninterrupted = _run(separable, tmp_path / "whole")
-    calls = {"n": 0}
-    original = training.train_one_epoch
+    saves = {"last": 0}
+    original = training._save
 
-    def interrupted(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 4:
-            raise KeyboardInterrupt  # killed during epoch 4
-        return original(*args, **kwargs)
+    def interrupted(path, payload):
+        if path.name == "last.pt":
+            saves["last"] += 1
+            if saves["last"] == 4:  # killed after epoch 4 wrote its history row, before its checkpoint
+                raise KeyboardInterrupt
+        return original(path, payload)
 
-    monkeypatch.setattr(training, "train_one_epoch", interrupted)
+    monkeypatch.setattr(training, "_save", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _run(separable, tmp_path / "cut")
     monkeypatch.undo()
@@ -147,6 +148,8 @@ def test_resume_equals_uninterrupted(separable, tmp_path, monkeypatch):
     for name, tensor in whole["model"].items():
         assert torch.equal(tensor, cut["model"][name]), name
     assert "resuming after epoch 3" in (folder / "log.txt").read_text()
+    with open(folder / "history.csv", newline="") as handle:
+        assert [int(row["epoch"]) for row in csv.DictReader(handle)] == list(range(1, 7))
 
 
 def test_evaluate_only_reproduces_the_test_numbers(separable, tmp_path):
