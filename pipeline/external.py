@@ -114,16 +114,18 @@ def decode_predictions(predictions: dict, videos: VideoSet, allow_missing: bool,
         return lookup[name]
 
     entries = [predictions[vid] for vid in scored.vid_names]
-    rule = np.array(["events" in entry for entry in entries], dtype=bool)
+    rule = np.array(["events" in entry for entry in entries], dtype=bool)  # the training-free form
     labels = np.full((len(entries), NUM_SEGMENTS), vocabulary.background_index, dtype=np.int64)
     matrix = np.zeros((len(entries), len(vocabulary), NUM_SEGMENTS), dtype=bool)
+    classes, events = [], []
     for i, (vid, entry) in enumerate(zip(scored.vid_names, entries)):
-        if not rule[i]:
+        if rule[i]:
+            classes.append(index_of(entry["class"], vid))
+            events.append(entry["events"])
+        else:
             labels[i] = [index_of(name, vid) for name in entry["segments"]]
     matrix[~rule] = labels_to_matrix(labels[~rule], len(vocabulary))
-    if rule.any():
-        classes = [index_of(entry["class"], vid) for vid, entry in zip(scored.vid_names[rule], np.array(entries)[rule])]
-        events = np.array([entry["events"] for entry in np.array(entries)[rule]], dtype=bool)
-        published = training_free_prediction(classes, events, len(vocabulary))
+    if classes:
+        published = training_free_prediction(classes, np.array(events, dtype=bool), len(vocabulary))
         labels[rule], matrix[rule] = published.segment_labels, published.pred_matrix
     return Decoded(labels, matrix), scored, missing
