@@ -27,14 +27,13 @@ from common.errors import UserError
 from common.runinfo import code_version
 from common.schema import Config
 from data.annotations import AnnotationIndex, VideoSet
-from data.feature_cache import (CacheError, FeatureCache, FORMAT_VERSION, atomic_write, atomic_write_json,
-                                checkpoint_identity, writing)
+from data.feature_cache import (FORMAT_VERSION, RANDOM_CHECKPOINT, CacheError, FeatureCache, atomic_write,
+                                atomic_write_json, checkpoint_identity, writing)
 from data.preprocess import NUM_SEGMENTS, PREPROCESSING, MediaError, audio_segments, tokenize, video_frames
 from models.checkpoint import load_pretrained_imagebind, missing_checkpoint_message
 from models.imagebind import ImageBindSize, build_imagebind
 from models.segment_encoder import SegmentEncoder, resolve_device
 
-RANDOM_CHECKPOINT = "random"
 RANDOM_INIT_SEED = 0
 
 
@@ -92,7 +91,7 @@ class MediaDataset(Dataset):
             return position, None, None, str(err)
 
 
-def _collate(samples):
+def collate_media(samples):
     good = [s for s in samples if not s[3]]
     return {
         "positions": [s[0] for s in good],
@@ -110,7 +109,6 @@ def _single_thread_worker(_):
 class _Chunk:
     """Rows of one chunk as they arrive; saved when every video is accounted for."""
 
-    index: int
     size: int
     positions: list
     audio: list
@@ -128,6 +126,11 @@ class _Chunk:
         atomic_write(path, lambda f: np.savez(f, positions=np.array(self.positions, dtype=np.int64),
                                               audio=audio.astype(dtype), vision=vision.astype(dtype),
                                               bad_positions=bad_positions, bad_reasons=bad_reasons))
+
+
+def _chunk_positions(index: int, size: int, total: int) -> range:
+    """Positions (in the split's video list) of chunk ``index``."""
+    return range(index * size, min(total, (index + 1) * size))
 
 
 def _chunk_path(work: Path, index: int) -> Path:
@@ -151,18 +154,17 @@ def _extract_chunks(config: Config, videos: VideoSet, cache: FeatureCache, encod
         work.mkdir(parents=True, exist_ok=True)
     size = config.extract.chunk_size
     mine = unfinished[process.rank::process.world_size]
-    positions = [p for c in mine for p in range(c * size, min(len(videos), (c + 1) * size))]
+    positions, batches = [], []
+    step = config.extract.batch_size
+    for c in mine:  # batches never cross a chunk: the same videos meet whichever rank runs them
+        chunk = _chunk_positions(c, size, len(videos))
+        start = len(positions)
+        batches += [list(range(start + i, start + min(i + step, len(chunk)))) for i in range(0, len(chunk), step)]
+        positions += chunk
     if not positions:
         return
-    # Batches never cross a chunk: the same videos meet in a batch whichever rank runs them.
-    batch_size = config.extract.batch_size
-    batches, start = [], 0
-    for c in mine:
-        length = min(len(videos), (c + 1) * size) - c * size
-        batches += [list(range(start + i, start + min(i + batch_size, length))) for i in range(0, length, batch_size)]
-        start += length
     loader = DataLoader(MediaDataset(videos, config.data.media_root, positions), batch_sampler=batches,
-                        num_workers=_num_workers(config.extract.num_workers), collate_fn=_collate,
+                        num_workers=_num_workers(config.extract.num_workers), collate_fn=collate_media,
                         pin_memory=encoder.device.type == "cuda", worker_init_fn=_single_thread_worker)
     chunks: dict[int, _Chunk] = {}
     label = f"{videos.split}" + (f" [rank {process.rank}/{process.world_size}]" if process.world_size > 1 else "")
@@ -190,7 +192,7 @@ def _extract_chunks(config: Config, videos: VideoSet, cache: FeatureCache, encod
 def _chunk_for(chunks: dict, position: int, size: int, total: int) -> _Chunk:
     index = position // size
     if index not in chunks:
-        chunks[index] = _Chunk(index, min(size, total - index * size), [], [], [], [])
+        chunks[index] = _Chunk(len(_chunk_positions(index, size, total)), [], [], [], [])
     return chunks[index]
 
 

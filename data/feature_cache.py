@@ -37,6 +37,7 @@ from common.config import differences
 from common.errors import UserError
 
 FORMAT_VERSION = 1
+RANDOM_CHECKPOINT = "random"  # encoder.checkpoint value for seeded random weights (demo, tests)
 PROVENANCE_FILE = "provenance.json"
 TEXT_DIR = "text"
 WORK_DIR = ".work"
@@ -93,7 +94,7 @@ def checkpoint_identity(checkpoint: str, remembered: dict | None = None) -> dict
     """``{"size_bytes", "sha256"}`` of a checkpoint file (``{"random_init": true}`` for random
     weights). The hash takes ~15 s for ImageBind-Huge, so a hash remembered in a cache's
     provenance is reused while the file's size and modification time are unchanged."""
-    if checkpoint == "random":
+    if checkpoint == RANDOM_CHECKPOINT:
         return {"random_init": True}
     stat = Path(checkpoint).stat()
     if remembered and remembered.get("size_bytes") == stat.st_size and remembered.get("mtime_ns") == stat.st_mtime_ns:
@@ -165,11 +166,11 @@ class FeatureCache:
 
     def check(self, wanted: dict) -> None:
         """Never mix: the cache's provenance must equal this run's."""
-        differences = provenance_differences(self.provenance(), wanted)
-        if differences:
+        changed = provenance_differences(self.provenance(), wanted)
+        if changed:
             raise CacheError(f"the feature cache at {self.root} was made differently from what this run asks for "
                              "(cache -> this run):\n  "
-                             + "\n  ".join(differences)
+                             + "\n  ".join(changed)
                              + "\nPoint cache.dir at another folder (or delete this one) to extract matching features.")
 
     def split_dir(self, split: str) -> Path:

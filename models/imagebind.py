@@ -5,7 +5,7 @@ Module and parameter names follow the official state dict
 (``modality_preprocessors.*``, ``modality_trunks.*``, ``modality_heads.*``,
 ``modality_postprocessors.*``). Sizes are data: ``models/imagebind_sizes/<name>.json``.
 The encoders are frozen in every OV-AVEL baseline, so there is no drop path and no dropout.
-Attention runs through ``F.scaled_dot_product_attention`` (fused kernels on GPU).
+Attention runs through ``F.scaled_dot_product_attention`` (``models/attention.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.errors import UserError
+from models.attention import multi_head_attention
 
 SIZES_DIR = Path(__file__).resolve().parent / "imagebind_sizes"
 MODALITIES = ("vision", "audio", "text")
@@ -91,9 +92,7 @@ class Attention(nn.Module):
         if self.bias_k is not None:
             k = torch.cat([k, self.bias_k.expand(batch, 1, dim)], dim=1)
             v = torch.cat([v, self.bias_v.expand(batch, 1, dim)], dim=1)
-        heads = lambda t: t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)  # noqa: E731
-        out = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), is_causal=causal)
-        return self.out_proj(out.transpose(1, 2).flatten(2))
+        return self.out_proj(multi_head_attention(q, k, v, self.num_heads, causal))
 
 
 class Mlp(nn.Module):

@@ -1,25 +1,41 @@
-"""Cosine similarities between cached segment embeddings and class-name embeddings, streamed
-from the memory-mapped cache in blocks so memory stays flat however large the corpus."""
+"""Cosine similarities between segment embeddings and class-name embeddings, streamed from the
+memory-mapped cache in blocks so memory stays flat however large the corpus. Both baselines
+use it: the training-free one on the cached embeddings, the fine-tuning one on what its
+temporal layers make of them."""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+def gather(array, rows, device) -> torch.Tensor:
+    """Rows of a (memory-mapped) array as a float32 tensor on ``device``."""
+    return torch.from_numpy(np.asarray(array[rows], dtype=np.float32)).to(device, non_blocking=True)
 
 
-def cosine_similarities(audio, vision, rows, text, block_videos: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """``audio``/``vision`` ``[M, T, D]`` (memmaps), ``rows`` ``[N]``, ``text`` ``[K, D]`` ->
-    audio-text and visual-text cosine similarities, each ``[N, T, K]`` float32."""
+def cosine(x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
+    """``[B, T, D]`` x ``[K, D]`` -> ``[B, T, K]`` cosine similarities."""
+    return F.normalize(x, dim=-1) @ F.normalize(text, dim=-1).T
+
+
+def segment_similarities(audio, vision, rows, text: torch.Tensor, block_videos: int = 2048,
+                         transform=None) -> tuple[np.ndarray, np.ndarray]:
+    """``audio``/``vision`` ``[M, T, D]`` (memmaps), ``rows`` ``[N]``, ``text`` ``[K, D]`` on the
+    device to compute on -> audio-text and visual-text similarities, each ``[N, T, K]`` float32.
+    ``transform(audio, vision)`` (e.g. temporal layers) is applied to each block first."""
     rows = np.asarray(rows, dtype=np.int64)
-    text_t = _unit(text).T
-    sim_a = np.empty((len(rows), audio.shape[1], text_t.shape[1]), np.float32)
-    sim_v = np.empty_like(sim_a)
-    for start in range(0, len(rows), block_videos):
-        block = rows[start:start + block_videos]
-        sim_a[start:start + len(block)] = _unit(audio[block]) @ text_t
-        sim_v[start:start + len(block)] = _unit(vision[block]) @ text_t
-    return sim_a, sim_v
+    sims_a, sims_v = [], []
+    with torch.inference_mode():
+        for start in range(0, len(rows), block_videos):
+            block = rows[start:start + block_videos]
+            a, v = gather(audio, block, text.device), gather(vision, block, text.device)
+            if transform is not None:
+                a, v = transform(a, v)
+            sims_a.append(cosine(a, text).cpu().numpy())
+            sims_v.append(cosine(v, text).cpu().numpy())
+    if not sims_a:
+        empty = np.zeros((0, audio.shape[1], text.shape[0]), np.float32)
+        return empty, empty.copy()
+    return np.concatenate(sims_a), np.concatenate(sims_v)

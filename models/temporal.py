@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from models.attention import multi_head_attention
 
 Attention = Literal["self", "cross", "both"]
 Fusion = Literal["geometric", "arithmetic"]
@@ -46,10 +47,8 @@ class AttentionSublayer(nn.Module):
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
-        heads = lambda t: t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)  # noqa: E731
         key, value = self.key_value(context).chunk(2, dim=-1)
-        attended = F.scaled_dot_product_attention(heads(self.query(x)), heads(key), heads(value))
-        return self.norm(x + self.out(attended.transpose(1, 2).flatten(2)))
+        return self.norm(x + self.out(multi_head_attention(self.query(x), key, value, self.num_heads)))
 
 
 class FeedForwardSublayer(nn.Module):
@@ -107,11 +106,6 @@ class TemporalModel(nn.Module):
         for audio_layer, visual_layer in zip(self.audio_layers, self.visual_layers):
             audio, vision = audio_layer(audio, vision), visual_layer(vision, audio)
         return audio, vision
-
-
-def cosine(x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
-    """``[B, T, D]`` x ``[K, D]`` -> ``[B, T, K]`` cosine similarities."""
-    return F.normalize(x, dim=-1) @ F.normalize(text, dim=-1).T
 
 
 def fused_scores(sim_audio: torch.Tensor, sim_visual: torch.Tensor, fusion: Fusion, eps: float = 1e-8) -> torch.Tensor:

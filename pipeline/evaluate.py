@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 import metrics
 from common.schema import Config
@@ -17,7 +18,8 @@ from data.annotations import SUBSETS, AnnotationIndex, VideoSet
 from data.extraction import ensure_features
 from data.feature_cache import FeatureCache
 from models.decoders import Decoded, decode
-from models.similarity import cosine_similarities
+from models.segment_encoder import resolve_device
+from models.similarity import segment_similarities
 
 
 @dataclass
@@ -69,6 +71,7 @@ def evaluate_training_free(config: Config, index: AnnotationIndex | None = None)
     cache = ensure_features(config, [config.eval.split], index)
     videos = index.videos(config.eval.split, vocabulary=index.all_vocabulary)
     features, rows, kept, excluded = cached_videos(cache, videos)
-    text = cache.text(index.all_vocabulary.names, config.encoder.text_template)
-    sim_a, sim_v = cosine_similarities(features.audio, features.vision, rows, text, config.eval.block_videos)
+    text = torch.from_numpy(cache.text(index.all_vocabulary.names, config.encoder.text_template))
+    sim_a, sim_v = segment_similarities(features.audio, features.vision, rows,
+                                        text.to(resolve_device(config.device)), config.eval.block_videos)
     return score(kept, decode(config.eval.strategy, sim_a, sim_v), config.eval.strategy, excluded)

@@ -26,7 +26,8 @@ from data.extraction import ensure_features
 from data.feature_cache import FeatureCache, SplitFeatures, atomic_write, writing
 from models.decoders import decode_fine_tuning
 from models.segment_encoder import resolve_device
-from models.temporal import TemporalModel, TemporalSettings, cosine, fused_scores
+from models.similarity import cosine, gather, segment_similarities
+from models.temporal import TemporalModel, TemporalSettings, fused_scores
 from pipeline.evaluate import Evaluation, cached_videos, score
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "selection_split", "accuracy", "segment_f1", "event_f1", "average", "seconds")
@@ -42,10 +43,6 @@ class SplitData:
 
 def load_split(cache: FeatureCache, index: AnnotationIndex, split: str, vocabulary: Vocabulary) -> SplitData:
     return SplitData(*cached_videos(cache, index.videos(split, vocabulary=vocabulary)))
-
-
-def _gather(array, rows, device) -> torch.Tensor:
-    return torch.from_numpy(np.asarray(array[rows], dtype=np.float32)).to(device, non_blocking=True)
 
 
 class SegmentBatches:
@@ -68,8 +65,8 @@ class SegmentBatches:
         for start in range(0, len(order), self.batch_size):
             members = np.sort(order[start:start + self.batch_size])  # sorted: sequential reads
             rows = self.data.rows[members]
-            yield (_gather(self.data.features.audio, rows, self.device),
-                   _gather(self.data.features.vision, rows, self.device),
+            yield (gather(self.data.features.audio, rows, self.device),
+                   gather(self.data.features.vision, rows, self.device),
                    self.targets[members].to(self.device))
 
 
@@ -94,15 +91,9 @@ def evaluate_model(model, data: SplitData, text: torch.Tensor, settings: Tempora
                    block_videos: int) -> Evaluation:
     """Decode ``v1`` from the model's segment embeddings against all class names."""
     model.eval()
-    sims_a, sims_v = [], []
-    with torch.inference_mode():
-        for start in range(0, len(data.rows), block_videos):
-            rows = data.rows[start:start + block_videos]
-            audio, vision = model(_gather(data.features.audio, rows, text.device),
-                                  _gather(data.features.vision, rows, text.device))
-            sims_a.append(cosine(audio, text).cpu().numpy())
-            sims_v.append(cosine(vision, text).cpu().numpy())
-    decoded = decode_fine_tuning(np.concatenate(sims_a), np.concatenate(sims_v), settings.fusion)
+    sim_a, sim_v = segment_similarities(data.features.audio, data.features.vision, data.rows, text, block_videos,
+                                        transform=model)
+    decoded = decode_fine_tuning(sim_a, sim_v, settings.fusion)
     return score(data.videos, decoded, "v1", data.excluded)
 
 

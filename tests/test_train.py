@@ -13,7 +13,8 @@ from common.schema import Config
 from conftest import REPO
 from data.annotations import AnnotationIndex
 from data.synthetic import SyntheticSpec, make_synthetic_benchmark, make_synthetic_cache
-from models.temporal import TemporalModel, TemporalSettings, cosine, fused_scores
+from models.similarity import cosine
+from models.temporal import TemporalModel, TemporalSettings, fused_scores
 from pipeline import training
 
 

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import config as config_io  # noqa: E402
 from common.schema import Config  # noqa: E402
 from data.annotations import AnnotationIndex  # noqa: E402
-from data.extraction import MediaDataset, _collate, build_encoder, extract  # noqa: E402
+from data.extraction import MediaDataset, build_encoder, collate_media, extract  # noqa: E402
 from data.preprocess import tokenize  # noqa: E402
 from data.synthetic import SyntheticSpec, make_synthetic_benchmark  # noqa: E402
 from models.temporal import TemporalModel  # noqa: E402
@@ -37,7 +37,7 @@ def _encode_every_epoch(config, videos, encoder, workers: int, epoch: int):
     generator = torch.Generator().manual_seed(epoch)
     order = torch.randperm(len(videos), generator=generator).tolist()
     loader = DataLoader(MediaDataset(videos, config.data.media_root, order), batch_size=config.train.batch_size,
-                        num_workers=workers, collate_fn=_collate)
+                        num_workers=workers, collate_fn=collate_media)
     targets = torch.from_numpy(videos.segment_classes)
     for batch in loader:  # clone: inference-mode outputs cannot enter autograd
         yield (encoder.audio(batch["audio"]).clone(), encoder.vision(batch["frames"]).clone(),

@@ -1,0 +1,15 @@
+"""Multi-head scaled dot-product attention over already projected queries, keys and values,
+through ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels on GPU)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def multi_head_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, num_heads: int,
+                         causal: bool = False) -> torch.Tensor:
+    """``[B, L, H*d]`` query, ``[B, S, H*d]`` key/value -> ``[B, L, H*d]``, heads side by side."""
+    heads = lambda t: t.unflatten(-1, (num_heads, -1)).transpose(1, 2)  # noqa: E731
+    out = F.scaled_dot_product_attention(heads(query), heads(key), heads(value), is_causal=causal)
+    return out.transpose(1, 2).flatten(2)
