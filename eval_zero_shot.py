@@ -7,27 +7,27 @@ the audio's and the frame's best-matching class names agree.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from common import cli
 from data.feature_cache import FeatureCache
 from pipeline.evaluate import evaluate_training_free
-from pipeline.outputs import RunWriter, run_folder
+from pipeline.outputs import RunWriter, run_name
 
 DEFAULT_CONFIG = "configs/v0_training_free.yaml"
 
 
 def main(argv=None) -> None:
-    parser = cli.parser_with_config(__doc__.splitlines()[0], DEFAULT_CONFIG)
+    parser = cli.parser_with_config(__doc__, DEFAULT_CONFIG)
     parser.add_argument("--strategy", choices=("v0", "v01"), help="v0: no `other` column; v01: with it (default)")
     parser.add_argument("--split", choices=("val", "test"))
-    args = parser.parse_intermixed_args(argv)  # key=value overrides may come before or after options
+    args = cli.parse(parser, argv)
     shortcuts = ([f"eval.strategy={args.strategy}"] if args.strategy else []) + (
         [f"eval.split={args.split}"] if args.split else [])
     config = cli.load_config(args, shortcuts)
-    folder = run_folder(config.output.root, config.output.name, args.config,
-                        f"{config.eval.strategy}_{config.eval.split}")
-    writer = RunWriter(folder)
-    with writer.log():
-        print(f"training-free baseline ({config.eval.strategy}) on the {config.eval.split} split -> {folder}")
+    derived = run_name(Path(args.config).stem, config.eval.strategy, config.eval.split)
+    with RunWriter.for_evaluation(config.output.root, config.output.name, derived) as writer, writer.log():
+        print(f"training-free baseline ({config.eval.strategy}) on the {config.eval.split} split -> {writer.folder}")
         evaluation = evaluate_training_free(config)
         cache = FeatureCache(config.cache.dir)
         encoder = f"ImageBind-{config.encoder.size} ({config.encoder.precision})"

@@ -9,48 +9,74 @@ the seen classes, selected on validation, reported on test with all classes.
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 from common import cli
-from pipeline.outputs import RunWriter, run_folder
-from pipeline.training import Trainer
+from pipeline.outputs import RunWriter, run_name
+from pipeline.training import Trainer, evaluate_checkpoint
 
 DEFAULT_CONFIG = "configs/v1_fine_tuning.yaml"
 
 
-def _describe(config) -> str:
-    t = config.temporal
-    if t.kind == "linear":
-        model = f"{t.num_layers} linear layer(s)"
+def describe(settings) -> str:
+    if settings.kind == "linear":
+        model = f"{settings.num_layers} linear layer(s)"
     else:
-        model = f"{t.num_layers} temporal layer(s), {t.attention} attention, {t.num_heads} head(s)"
-    return f"fine-tuning ({model}, {t.fusion} fusion)"
+        model = (f"{settings.num_layers} temporal layer(s), {settings.attention} attention, "
+                 f"{settings.num_heads} head(s)")
+    return f"fine-tuning ({model}, {settings.fusion} fusion)"
+
+
+def checkpoint_run_name(checkpoint) -> str:
+    """``runs/X/checkpoints/best.pt`` -> ``X_best``; any other file -> its stem."""
+    path = Path(checkpoint)
+    parent = path.parent.parent.name if path.parent.name == "checkpoints" else ""
+    return run_name(parent, path.stem)
+
+
+def evaluate(config, checkpoint) -> None:
+    split = config.eval.split
+    derived = run_name(checkpoint_run_name(checkpoint), split)
+    with RunWriter.for_evaluation(config.output.root, config.output.name, derived) as writer, writer.log():
+        result = evaluate_checkpoint(config, checkpoint, split)
+        if result.settings != config.temporal:
+            print(f"temporal settings come from {checkpoint}, not from the config")
+        config = dataclasses.replace(config, temporal=result.settings)  # record what was evaluated
+        method = describe(result.settings)
+        writer.write_all(config, result.evaluation,
+                         f"OV-AVEBench {split} | {method} | checkpoint {checkpoint} (epoch {result.epoch})",
+                         {"method": method, "checkpoint": str(checkpoint), "checkpoint_epoch": result.epoch},
+                         excluded_by_split=result.excluded_by_split)
+
+
+def fit(config, config_path, resume: bool) -> None:
+    folder = Path(config.output.root) / (config.output.name or Path(config_path).stem)
+    with RunWriter.for_training(folder) as writer, writer.log():
+        method = describe(config.temporal)
+        print(f"{method}: {config.train.epochs} epochs, model selection on {config.train.selection} -> {folder}")
+        trainer = Trainer(config, folder)
+        result = trainer.fit(resume=resume)
+        extra = {"method": method, "selection": result.selection, "history": result.history,
+                 "checkpoints": {"best": str(folder / "checkpoints" / "best.pt"),
+                                 "last": str(folder / "checkpoints" / "last.pt")}}
+        title = (f"OV-AVEBench test | {method} | selected on {config.train.selection} "
+                 f"(epoch {result.best_epoch})")
+        writer.write_all(config, result.test, title, extra, result.history, trainer.excluded_by_split(),
+                         selected_epoch=result.best_epoch)
 
 
 def main(argv=None) -> None:
-    parser = cli.parser_with_config(__doc__.splitlines()[0], DEFAULT_CONFIG)
+    parser = cli.parser_with_config(__doc__, DEFAULT_CONFIG)
     parser.add_argument("--resume", action="store_true", help="continue the run in the run folder")
-    parser.add_argument("--evaluate", metavar="CHECKPOINT", help="only evaluate this checkpoint (on eval.split)")
-    args = parser.parse_intermixed_args(argv)  # key=value overrides may come before or after options
+    parser.add_argument("--evaluate", metavar="CHECKPOINT",
+                        help="only evaluate this checkpoint on eval.split, into a new folder")
+    args = cli.parse(parser, argv)
     config = cli.load_config(args)
-    folder = run_folder(config.output.root, config.output.name, args.config, "evaluate" if args.evaluate else None)
-    writer = RunWriter(folder)
-    with writer.log():
-        trainer = Trainer(config, folder)
-        history = None
-        if args.evaluate:
-            evaluation = trainer.evaluate(args.evaluate, config.eval.split)
-            extra = {"method": _describe(config), "checkpoint": args.evaluate}
-            title = f"OV-AVEBench {evaluation.split} | {_describe(config)} | checkpoint {args.evaluate}"
-        else:
-            print(f"{_describe(config)}: {config.train.epochs} epochs, model selection on {config.train.selection} "
-                  f"-> {folder}")
-            result = trainer.fit(resume=args.resume)
-            evaluation, history = result.test, result.history
-            extra = {"method": _describe(config), "selection": result.selection, "history": result.history,
-                     "checkpoints": {"best": str(folder / "checkpoints" / "best.pt"),
-                                     "last": str(folder / "checkpoints" / "last.pt")}}
-            title = (f"OV-AVEBench test | {_describe(config)} | selected on {config.train.selection} "
-                     f"(epoch {result.best_epoch})")
-        writer.write_all(config, evaluation, title, extra, history)
+    if args.evaluate:
+        evaluate(config, args.evaluate)
+    else:
+        fit(config, args.config, args.resume)
 
 
 if __name__ == "__main__":

@@ -3,19 +3,42 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 
 from common import config as config_io
 from common.errors import UserError
 from common.schema import Config
 
+OVERRIDE = re.compile(r"[A-Za-z_][\w.]*=.*", re.DOTALL)
 
-def parser_with_config(description: str, default_config: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
+
+def description(doc: str) -> str:
+    """The first paragraph of a module docstring, as one line (``--help`` shows it whole)."""
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
+def parser_with_config(doc: str, default_config: str) -> argparse.ArgumentParser:
+    """A parser whose description is the docstring's first paragraph and whose epilog is the rest
+    (usage examples)."""
+    rest = doc.strip().split("\n\n", 1)[1:]
+    parser = argparse.ArgumentParser(description=description(doc), epilog=rest[0] if rest else None,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", default=default_config, help=f"experiment YAML (default {default_config})")
     parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="override config keys, e.g. encoder.precision=bf16 cache.dir=cache/other")
+                        help="override config keys, e.g. encoder.precision=bf16 cache.dir=cache/other; "
+                             "anywhere on the command line")
     return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """Parse options with ``key=value`` overrides allowed anywhere, even right after an option
+    that takes several values (``--splits test encoder.size=tiny``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    overrides = [arg for arg in argv if OVERRIDE.fullmatch(arg)]
+    args = parser.parse_args([arg for arg in argv if not OVERRIDE.fullmatch(arg)])
+    args.overrides = overrides
+    return args
 
 
 def load_config(args: argparse.Namespace, extra_overrides=()) -> Config:

@@ -24,6 +24,39 @@ class ConfigError(UserError):
     """A config file, key or value is wrong."""
 
 
+@dataclasses.dataclass(frozen=True)
+class Range:
+    """The interval a numeric key must lie in, attached as ``Annotated[int, Range(...)]``.
+
+    ``low`` / ``high`` are inclusive unless ``low_open`` / ``high_open``; None is unbounded.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def contains(self, value) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        return (f"{'(' if self.low_open or self.low is None else '['}{low}, "
+                f"{high}{')' if self.high_open or self.high is None else ']'}")
+
+
+class InvalidValue(ValueError):
+    """Raised by a schema dataclass's ``__post_init__`` for values that only fail together
+    (e.g. heads that do not divide a width); ``key`` is the field to blame."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
@@ -86,6 +119,12 @@ def _describe(value) -> str:
 def _convert(value, annotation, key: str, source: str):
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        converted = _convert(value, args[0], key, source)
+        for bound in (m for m in annotation.__metadata__ if isinstance(m, Range)):
+            if converted is not None and not bound.contains(converted):
+                raise ConfigError(f"{source}: {key} = {converted!r} is out of range; allowed: {bound}")
+        return converted
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
@@ -132,7 +171,7 @@ def build(cls, data, source: str = "config", prefix: str = ""):
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: {where} must be a mapping, got {_describe(data)}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     for key in data:
         if key not in fields:
             close = difflib.get_close_matches(str(key), fields, n=1)
@@ -146,7 +185,11 @@ def build(cls, data, source: str = "config", prefix: str = ""):
             values[name] = _convert(data[name], hints[name], f"{prefix}.{name}" if prefix else name, source)
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{source}: required config key {prefix + '.' if prefix else ''}{name} is missing")
-    return cls(**values)
+    try:
+        return cls(**values)
+    except InvalidValue as err:
+        full = f"{prefix}.{err.key}" if prefix else err.key
+        raise ConfigError(f"{source}: {full}: {err}") from None
 
 
 def differences(old, new, prefix: str = "") -> list[str]:

@@ -1,4 +1,9 @@
-"""torchrun support: which process this is, and a barrier that works with or without it."""
+"""torchrun support: which process this is, and a barrier that works with or without it.
+
+The process group carries only barriers and small messages, so it always uses gloo (CPU):
+ranks never need a GPU of their own to coordinate, and several ranks may share one GPU.
+Which GPU a rank computes on is the device's business (``models.segment_encoder.resolve_device``).
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ import datetime
 import os
 from dataclasses import dataclass
 
-import torch
 import torch.distributed as dist
 
 # Ranks wait for each other at the end of a split; extraction of a large shard takes hours.
@@ -27,6 +31,14 @@ class Process:
         if self.world_size > 1:
             dist.barrier()
 
+    def share(self, value):
+        """Rank 0's ``value`` on every rank (a small picklable object)."""
+        if self.world_size == 1:
+            return value
+        box = [value if self.is_main else None]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
 
 def init_process() -> Process:
     """Join the torchrun process group when launched by torchrun, else a single process."""
@@ -35,9 +47,7 @@ def init_process() -> Process:
         return Process()
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(local_rank)  # NCCL barriers run on this rank's own GPU
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo", timeout=BARRIER_TIMEOUT)
+        dist.init_process_group(backend="gloo", timeout=BARRIER_TIMEOUT)
     return Process(dist.get_rank(), dist.get_world_size(), local_rank)
 
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
+from common.config import InvalidValue, Range
 from models.temporal import TemporalSettings
+
+PositiveInt = Annotated[int, Range(1)]
+NonNegativeInt = Annotated[int, Range(0)]
+PositiveFloat = Annotated[float, Range(0, low_open=True)]
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 @dataclass(frozen=True)
@@ -33,9 +40,9 @@ class CacheConfig:
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    batch_size: int = 8  # videos per encoder call (10 segments each)
-    num_workers: Optional[int] = None  # media decoding processes; null = min(8, CPU count)
-    chunk_size: int = 256  # videos per durable chunk: what a killed run can lose
+    batch_size: PositiveInt = 8  # videos per encoder call (10 segments each)
+    num_workers: Optional[NonNegativeInt] = None  # media decoding processes; null = min(8, CPU count)
+    chunk_size: PositiveInt = 256  # videos per durable chunk: what a killed run can lose
     skip_bad_media: bool = False  # true: leave unreadable videos out, report and count them
 
 
@@ -43,16 +50,16 @@ class ExtractConfig:
 class EvalConfig:
     split: Literal["val", "test"] = "test"
     strategy: Literal["v0", "v01"] = "v01"  # training-free decoder: without / with the `other` column
-    block_videos: int = 2048  # videos per similarity block: bounds memory, never changes results
+    block_videos: PositiveInt = 2048  # videos per similarity block: bounds memory, never changes results
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 5  # the published script says 10; the authors later said 5
-    batch_size: int = 32
-    lr: float = 5e-5  # Adam
-    grad_clip: float = 0.8  # max gradient norm
-    seed: int = 123
+    epochs: PositiveInt = 5  # the published script says 10; the authors later said 5
+    batch_size: PositiveInt = 32
+    lr: PositiveFloat = 5e-5  # Adam
+    grad_clip: Optional[PositiveFloat] = 0.8  # max gradient norm; null = no clipping
+    seed: Annotated[int, Range(0, 2 ** 32 - 1)] = 123
     selection: Literal["val", "test"] = "val"  # split whose mean of Acc/Seg-F1/Eve-F1 picks the epoch
     tensorboard: bool = True
 
@@ -62,7 +69,7 @@ class OutputConfig:
     root: str = "runs"
     name: Optional[str] = None  # run folder name; null = derived from the config file and the run
     plots: bool = True  # timelines, per-class F1 and training curves as PNG
-    plot_videos: int = 8  # videos drawn in timelines.png
+    plot_videos: PositiveInt = 8  # videos drawn in timelines.png
 
 
 @dataclass(frozen=True)
@@ -76,3 +83,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     device: str = "auto"  # auto = CUDA when present; cpu; cuda; cuda:1
+
+    def __post_init__(self):
+        if not DEVICE_PATTERN.fullmatch(self.device):
+            raise InvalidValue("device", f"{self.device!r} is not a device; choose auto, cpu, cuda or cuda:<index>")

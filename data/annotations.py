@@ -137,6 +137,16 @@ class AnnotationIndex:
             source=f"{meta_csv} + {label_json}",
         )
 
+    def require_splits(self, needs: dict[str, str]) -> None:
+        """Stop before any work when a split the run needs has no video: ``needs`` maps each
+        split to why it is needed."""
+        for split, why in needs.items():
+            if not (self.splits == split).any():
+                present = ", ".join(s for s in SPLITS if (self.splits == s).any())
+                raise AnnotationError(f"{self.source}: no {split} videos, but this run needs them ({why}); the "
+                                      f"file has {present or 'no split'}. Use a meta CSV with that split or "
+                                      "change the config")
+
     def default_vocabulary(self, split: str) -> Vocabulary:
         """Training scores the seen classes only; evaluation always scores all classes."""
         return self.seen_vocabulary if split == "train" else self.all_vocabulary

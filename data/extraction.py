@@ -10,6 +10,7 @@ GPUs and nodes (sharing the cache folder) produce the same cache as one process.
 from __future__ import annotations
 
 import csv
+import errno
 import math
 import os
 import shutil
@@ -24,11 +25,12 @@ from tqdm import tqdm
 
 from common.distributed import Process
 from common.errors import UserError
+from common.locking import FolderLock
 from common.runinfo import code_version
 from common.schema import Config
 from data.annotations import AnnotationIndex, VideoSet
 from data.feature_cache import (FORMAT_VERSION, RANDOM_CHECKPOINT, CacheError, FeatureCache, atomic_write,
-                                atomic_write_json, checkpoint_identity, writing)
+                                atomic_write_json, checkpoint_identity, refresh_hint, writing)
 from data.preprocess import NUM_SEGMENTS, PREPROCESSING, MediaError, audio_segments, tokenize, video_frames
 from models.checkpoint import load_pretrained_imagebind, missing_checkpoint_message
 from models.imagebind import ImageBindSize, build_imagebind
@@ -172,13 +174,14 @@ def _extract_chunks(config: Config, videos: VideoSet, cache: FeatureCache, encod
         for items in loader:
             for position, reason in items["failures"]:
                 if not config.extract.skip_bad_media:
-                    raise MediaError(f"{reason}\n(video {videos.vid_names[position]!r} of the {videos.split} split; "
+                    raise MediaError(f"{reason}\n(video {str(videos.vid_names[position])!r} of the {videos.split} split; "
                                      "fix or replace the file and re-run, or set extract.skip_bad_media: true to "
                                      "leave bad videos out and count them)")
                 _chunk_for(chunks, position, size, len(videos)).bad.append((position, reason))
             if items["positions"]:
                 audio = encoder.audio(items["audio"]).cpu().numpy()
                 vision = encoder.vision(items["frames"]).cpu().numpy()
+                _check_finite(audio, vision, [videos.vid_names[p] for p in items["positions"]], config)
                 for i, position in enumerate(items["positions"]):
                     chunk = _chunk_for(chunks, position, size, len(videos))
                     chunk.positions.append(position)
@@ -187,6 +190,18 @@ def _extract_chunks(config: Config, videos: VideoSet, cache: FeatureCache, encod
             for index in [i for i, chunk in chunks.items() if chunk.complete()]:
                 chunks.pop(index).save(_chunk_path(work, index), config.cache.dtype, encoder.embed_dim)
             bar.update(len(items["positions"]) + len(items["failures"]))
+
+
+def _check_finite(audio: np.ndarray, vision: np.ndarray, vid_names: list, config: Config) -> None:
+    """Never cache a NaN: name the videos whose embeddings are not finite."""
+    finite = np.isfinite(audio).all(axis=(1, 2)) & np.isfinite(vision).all(axis=(1, 2))
+    if not finite.all():
+        bad = [str(name) for name, ok in zip(vid_names, finite) if not ok]
+        hint = (" fp16 overflows easily; use encoder.precision: bf16 (same speed, fp32's range)"
+                if config.encoder.precision == "fp16" else " check the media and the checkpoint")
+        raise CacheError(f"the encoder produced NaN or infinite embeddings for {len(bad)} video(s) "
+                         f"({', '.join(repr(b) for b in bad[:5])}) under encoder.precision={config.encoder.precision}; "
+                         f"nothing was written for them.{hint}")
 
 
 def _chunk_for(chunks: dict, position: int, size: int, total: int) -> _Chunk:
@@ -212,38 +227,58 @@ def _merge(videos: VideoSet, cache: FeatureCache, dim: int, dtype: str) -> tuple
     total = covered - len(bad)
     final = cache.split_dir(videos.split)
     staging = cache.root / f".{videos.split}.merging"
-    with writing(staging):
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        shape = (total, NUM_SEGMENTS, dim)
-        audio = np.lib.format.open_memmap(staging / "audio.npy", mode="w+", dtype=dtype, shape=shape)
-        vision = np.lib.format.open_memmap(staging / "vision.npy", mode="w+", dtype=dtype, shape=shape)
-        row = 0
-        for path in paths:
-            with np.load(path) as chunk:
-                n = len(chunk["positions"])
-                audio[row:row + n] = chunk["audio"]
-                vision[row:row + n] = chunk["vision"]
-                row += n
-        audio.flush()
-        vision.flush()
-        del audio, vision
-        order = np.concatenate(kept) if kept else np.zeros(0, np.int64)
-        with open(staging / "videos.csv", "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(["vid_name"])
-            writer.writerows([videos.vid_names[p]] for p in order)
-        if bad:
-            with open(staging / "excluded.csv", "w", newline="") as handle:
+    try:
+        with writing(staging):
+            shutil.rmtree(staging, ignore_errors=True)
+            staging.mkdir(parents=True)
+            _write_arrays(staging, paths, (total, NUM_SEGMENTS, dim), dtype)
+            order = np.concatenate(kept) if kept else np.zeros(0, np.int64)
+            with open(staging / "videos.csv", "w", newline="") as handle:
                 writer = csv.writer(handle)
-                writer.writerow(["vid_name", "reason"])
-                writer.writerows([videos.vid_names[p], reason] for p, reason in sorted(bad))
-        for name in os.listdir(staging):
-            with open(staging / name, "rb") as handle:
-                os.fsync(handle.fileno())
-        os.rename(staging, final)
+                writer.writerow(["vid_name"])
+                writer.writerows([videos.vid_names[p]] for p in order)
+            if bad:
+                with open(staging / "excluded.csv", "w", newline="") as handle:
+                    writer = csv.writer(handle)
+                    writer.writerow(["vid_name", "reason"])
+                    writer.writerows([videos.vid_names[p], reason] for p, reason in sorted(bad))
+            for name in os.listdir(staging):
+                with open(staging / name, "rb") as handle:
+                    os.fsync(handle.fileno())
+            os.rename(staging, final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # a failed merge leaves only the chunks: a re-run merges again
     cache.remove_work(videos.split)
     return total, len(bad)
+
+
+def _write_arrays(folder: Path, chunk_paths: list, shape: tuple, dtype: str) -> None:
+    """audio.npy and vision.npy from the chunks, in chunk order. The space is allocated first
+    and rows are written with plain writes, not a memory map: a full disk is an OSError that
+    becomes one message, never a SIGBUS."""
+    dtype = np.dtype(dtype)
+    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
+    handles = {name: open(folder / f"{name}.npy", "wb") for name in ("audio", "vision")}
+    try:
+        for handle in handles.values():
+            np.lib.format.write_array_header_1_0(handle, header)
+            handle.flush()
+            _allocate(handle, handle.tell() + math.prod(shape) * dtype.itemsize)
+        for path in chunk_paths:
+            with np.load(path) as chunk:
+                for name, handle in handles.items():
+                    handle.write(np.ascontiguousarray(chunk[name], dtype=dtype).tobytes())
+    finally:
+        for handle in handles.values():
+            handle.close()
+
+
+def _allocate(handle, size: int) -> None:
+    try:
+        os.posix_fallocate(handle.fileno(), 0, size)
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # file systems without it
+            raise
 
 
 def _check_free_space(root: Path, videos: int, dim: int, dtype: str) -> None:
@@ -256,7 +291,7 @@ def _check_free_space(root: Path, videos: int, dim: int, dtype: str) -> None:
 
 
 def _prepare_cache(config: Config, cache: FeatureCache) -> None:
-    """Create the cache with its provenance, or check an existing one against this run."""
+    """Check an existing cache against this run, or give a new one its provenance."""
     remembered = cache.provenance().get("checkpoint") if cache.exists() else None
     wanted = wanted_provenance(config, remembered)
     if cache.exists():
@@ -264,12 +299,38 @@ def _prepare_cache(config: Config, cache: FeatureCache) -> None:
         if wanted["checkpoint"] not in (None, remembered):  # remember the hash for the file as it is now
             atomic_write_json(cache.provenance_path, {**cache.provenance(), "checkpoint": wanted["checkpoint"]})
         return
+    atomic_write_json(cache.provenance_path, {**wanted, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                              "code_version": code_version(), "torch": torch.__version__})
+
+
+def cache_lock(cache: FeatureCache) -> FolderLock:
+    """One extraction job per cache folder (the ranks of one torchrun job count as one)."""
     with writing(cache.root):
         if cache.root.exists() and not cache.root.is_dir():
             raise CacheError(f"cache.dir {cache.root} is a file, not a folder")
-        cache.root.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(cache.provenance_path, {**wanted, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                              "code_version": code_version(), "torch": torch.__version__})
+        return FolderLock(cache.root, "feature extraction", "point cache.dir at another folder").acquire()
+
+
+def _claim_cache(config: Config, cache: FeatureCache, process: Process, refresh) -> FolderLock | None:
+    """Rank 0 takes the cache's lock, checks or writes its provenance and drops the splits to
+    re-extract; every rank learns whether that worked, so all stop together on a failure."""
+    lock, failure = None, None
+    if process.is_main:
+        try:
+            lock = cache_lock(cache)
+            _prepare_cache(config, cache)
+            for split in refresh:
+                cache.remove_split(split)
+        except UserError as err:
+            failure = err
+            if lock is not None:
+                lock.release()
+    message = process.share(None if failure is None else str(failure))
+    if failure is not None:
+        raise failure
+    if message is not None:
+        raise CacheError(message)
+    return lock
 
 
 def can_extract(config: Config, splits) -> list[str]:
@@ -286,16 +347,24 @@ def can_extract(config: Config, splits) -> list[str]:
 
 
 def extract(config: Config, splits, process: Process | None = None,
-            index: AnnotationIndex | None = None) -> FeatureCache:
-    """Make sure the cache holds ``splits`` and both vocabularies' text; extract what is missing."""
+            index: AnnotationIndex | None = None, refresh=()) -> FeatureCache:
+    """Make sure the cache holds ``splits`` and both vocabularies' text; extract what is missing.
+    ``refresh``: splits to drop from the cache and extract again (e.g. after fixing media)."""
     process = process or Process()
     index = index or AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
     cache = FeatureCache(config.cache.dir)
+    lock = _claim_cache(config, cache, process, refresh)
+    try:
+        return _extract_missing(config, splits, process, index, cache)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _extract_missing(config: Config, splits, process: Process, index: AnnotationIndex,
+                     cache: FeatureCache) -> FeatureCache:
     names = list(index.all_vocabulary.names)
     template = config.encoder.text_template
-    if process.is_main:
-        _prepare_cache(config, cache)
-    process.barrier()
     todo = [split for split in splits if not cache.has_split(split)]
     need_text = bool(cache.missing_text(names, template))
     process.barrier()  # every rank has looked before any rank writes: they all decide alike
@@ -322,7 +391,8 @@ def extract(config: Config, splits, process: Process | None = None,
         if process.is_main:
             kept, excluded = _merge(videos, cache, encoder.embed_dim, config.cache.dtype)
             rate = len(videos) / max(time.perf_counter() - start, 1e-9)
-            note = f", {excluded} left out (see {cache.split_dir(split) / 'excluded.csv'})" if excluded else ""
+            note = (f", {excluded} left out (see {cache.split_dir(split) / 'excluded.csv'}; once they are fixed, "
+                    f"{refresh_hint(split)})" if excluded else "")
             print(f"{split}: {kept} videos cached in {cache.split_dir(split)} ({rate:.1f} videos/s){note}")
         process.barrier()
     return cache

@@ -35,6 +35,7 @@ import numpy as np
 
 from common.config import differences
 from common.errors import UserError
+from data.annotations import NUM_SEGMENTS
 
 FORMAT_VERSION = 1
 RANDOM_CHECKPOINT = "random"  # encoder.checkpoint value for seeded random weights (demo, tests)
@@ -47,6 +48,11 @@ COMPARED_KEYS = ("format_version", "encoder", "checkpoint", "preprocessing", "dt
 
 class CacheError(UserError):
     """The cache is missing, incomplete, unwritable or was made differently."""
+
+
+def refresh_hint(split: str) -> str:
+    return (f"re-extract it with `python tools/extract_features.py --config <your config> --splits {split} "
+            "--refresh`")
 
 
 # --- writing, safely ---------------------------------------------------------------------
@@ -133,6 +139,23 @@ class SplitFeatures:
     vision: np.ndarray  # [N, 10, D] memmap
     excluded: dict[str, str]  # vid_name -> reason
 
+    folder: Path | None = None  # where the arrays live, for messages
+
+    def gather(self, rows) -> tuple[np.ndarray, np.ndarray]:
+        """Audio and vision rows as float32 ``[n, 10, D]``; a NaN or infinite value is an error
+        naming the file (a damaged or badly written cache is never scored)."""
+        out = []
+        for name, array in (("audio", self.audio), ("vision", self.vision)):
+            block = np.asarray(array[rows], dtype=np.float32)
+            if not np.isfinite(block).all():
+                bad = np.flatnonzero(~np.isfinite(block).reshape(len(block), -1).all(axis=1))
+                where = self.folder / f"{name}.npy" if self.folder else f"{self.split} {name} features"
+                raise CacheError(f"{where} holds NaN or infinite values (row {int(np.asarray(rows)[bad[0]])}, "
+                                 f"video {str(self.vid_names[np.asarray(rows)[bad[0]]])!r}, and {len(bad) - 1} more "
+                                 f"in this block); {refresh_hint(self.split)}")
+            out.append(block)
+        return out[0], out[1]
+
     def rows(self, vid_names) -> tuple[np.ndarray, np.ndarray]:
         """Row of each video (-1 where excluded) and the excluded mask; unknown videos are an error."""
         lookup = {name: i for i, name in enumerate(self.vid_names)}
@@ -142,9 +165,23 @@ class SplitFeatures:
         if unknown.size:
             raise CacheError(
                 f"the {self.split} features lack {unknown.size} of the {len(rows)} videos asked for "
-                f"(e.g. {vid_names[unknown[0]]!r}): the cache was built from another video list. Delete "
-                f"its {self.split}/ folder to extract again, or point cache.dir elsewhere.")
+                f"(e.g. {str(vid_names[unknown[0]])!r}): the cache was built from another video list; "
+                f"{refresh_hint(self.split)}, or point cache.dir elsewhere.")
         return rows, excluded
+
+
+def _open_array(path: Path, split: str) -> np.ndarray:
+    """A cached ``[N, 10, D]`` array, memory-mapped; a truncated or foreign file is a clear error."""
+    try:
+        array = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise CacheError(f"{path} is missing; {refresh_hint(split)}") from None
+    except (ValueError, OSError, EOFError) as err:
+        raise CacheError(f"{path} is damaged or truncated ({err}); {refresh_hint(split)}") from None
+    if array.ndim != 3 or array.shape[1] != NUM_SEGMENTS:
+        raise CacheError(f"{path} has shape {array.shape}; expected [videos, {NUM_SEGMENTS}, width]. "
+                         f"{refresh_hint(split).capitalize()}")
+    return array
 
 
 class FeatureCache:
@@ -189,11 +226,21 @@ class FeatureCache:
         if (folder / "excluded.csv").is_file():
             with open(folder / "excluded.csv", newline="") as handle:
                 excluded = {row["vid_name"]: row["reason"] for row in csv.DictReader(handle)}
-        audio = np.load(folder / "audio.npy", mmap_mode="r")
-        vision = np.load(folder / "vision.npy", mmap_mode="r")
-        if not (len(vid_names) == len(audio) == len(vision)):
-            raise CacheError(f"{folder}: videos.csv, audio.npy and vision.npy disagree on the number of rows")
-        return SplitFeatures(split, vid_names, audio, vision, excluded)
+        audio, vision = (_open_array(folder / f"{name}.npy", split) for name in ("audio", "vision"))
+        if not (len(vid_names) == len(audio) == len(vision)) or audio.shape[1:] != vision.shape[1:]:
+            raise CacheError(f"{folder}: videos.csv ({len(vid_names)} rows), audio.npy {audio.shape} and vision.npy "
+                             f"{vision.shape} disagree; {refresh_hint(split)}")
+        return SplitFeatures(split, vid_names, audio, vision, excluded, folder)
+
+    def remove_split(self, split: str) -> None:
+        """Drop a split's arrays (renamed away first, so a kill never leaves half a split)."""
+        folder, trash = self.split_dir(split), self.root / f".{split}.removing"
+        with writing(folder):
+            shutil.rmtree(trash, ignore_errors=True)
+            if folder.exists():
+                os.rename(folder, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        self.remove_work(split)
 
     def text_path(self, template: str) -> Path:
         return self.root / TEXT_DIR / f"{hashlib.sha1(template.encode()).hexdigest()[:12]}.npz"
@@ -216,7 +263,11 @@ class FeatureCache:
         if missing:
             raise CacheError(f"the feature cache at {self.root} has no text embedding for {missing[0]!r} "
                              f"with template {template!r} (and {len(missing) - 1} more class names)")
-        return np.stack([table[name] for name in names]).astype(np.float32)
+        matrix = np.stack([table[name] for name in names]).astype(np.float32)
+        if not np.isfinite(matrix).all():
+            raise CacheError(f"{self.text_path(template)} holds NaN or infinite text embeddings; delete it and "
+                             "re-run: the text embeddings are extracted again")
+        return matrix
 
     def write_text(self, names, embeddings: np.ndarray, template: str, dtype: str) -> None:
         """Add class-name embeddings for ``template``, keeping the ones already there."""

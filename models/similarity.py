@@ -10,32 +10,28 @@ import torch
 import torch.nn.functional as F
 
 
-def gather(array, rows, device) -> torch.Tensor:
-    """Rows of a (memory-mapped) array as a float32 tensor on ``device``."""
-    return torch.from_numpy(np.asarray(array[rows], dtype=np.float32)).to(device, non_blocking=True)
-
-
 def cosine(x: torch.Tensor, text: torch.Tensor) -> torch.Tensor:
     """``[B, T, D]`` x ``[K, D]`` -> ``[B, T, K]`` cosine similarities."""
     return F.normalize(x, dim=-1) @ F.normalize(text, dim=-1).T
 
 
-def segment_similarities(audio, vision, rows, text: torch.Tensor, block_videos: int = 2048,
+def segment_similarities(features, rows, text: torch.Tensor, block_videos: int = 2048,
                          transform=None) -> tuple[np.ndarray, np.ndarray]:
-    """``audio``/``vision`` ``[M, T, D]`` (memmaps), ``rows`` ``[N]``, ``text`` ``[K, D]`` on the
-    device to compute on -> audio-text and visual-text similarities, each ``[N, T, K]`` float32.
-    ``transform(audio, vision)`` (e.g. temporal layers) is applied to each block first."""
+    """``features.gather(rows)`` -> audio and vision ``[n, T, D]`` float32 arrays (a cached split),
+    ``rows`` ``[N]``, ``text`` ``[K, D]`` on the device to compute on -> audio-text and
+    visual-text similarities, each ``[N, T, K]`` float32. ``transform(audio, vision)`` (e.g.
+    temporal layers) is applied to each block first."""
     rows = np.asarray(rows, dtype=np.int64)
     sims_a, sims_v = [], []
     with torch.inference_mode():
         for start in range(0, len(rows), block_videos):
             block = rows[start:start + block_videos]
-            a, v = gather(audio, block, text.device), gather(vision, block, text.device)
+            a, v = (torch.from_numpy(x).to(text.device, non_blocking=True) for x in features.gather(block))
             if transform is not None:
                 a, v = transform(a, v)
             sims_a.append(cosine(a, text).cpu().numpy())
             sims_v.append(cosine(v, text).cpu().numpy())
     if not sims_a:
-        empty = np.zeros((0, audio.shape[1], text.shape[0]), np.float32)
+        empty = np.zeros((0, features.audio.shape[1], text.shape[0]), np.float32)
         return empty, empty.copy()
     return np.concatenate(sims_a), np.concatenate(sims_v)

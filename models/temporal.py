@@ -10,11 +10,12 @@ layer, arithmetic fusion) are config keys, not code changes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
+from common.config import InvalidValue, Range
 from models.attention import multi_head_attention
 
 Attention = Literal["self", "cross", "both"]
@@ -24,13 +25,18 @@ Fusion = Literal["geometric", "arithmetic"]
 @dataclass(frozen=True)
 class TemporalSettings:
     kind: Literal["transformer", "linear"] = "transformer"
-    num_layers: int = 1
+    num_layers: Annotated[int, Range(1)] = 1
     attention: Attention = "self"  # self: within a modality; cross: queries from one, keys/values from the other
-    num_heads: int = 1
-    attn_dim: int = 256
-    ffn_dim: int = 512
-    dropout: float = 0.1
+    num_heads: Annotated[int, Range(1)] = 1
+    attn_dim: Annotated[int, Range(1)] = 256
+    ffn_dim: Annotated[int, Range(1)] = 512
+    dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.1
     fusion: Fusion = "geometric"  # geometric: sqrt(relu(cos_a * cos_v)) as published; arithmetic: the mean
+
+    def __post_init__(self):
+        if self.attn_dim % self.num_heads:
+            raise InvalidValue("num_heads", f"{self.num_heads} heads do not divide attn_dim {self.attn_dim}; "
+                                            "choose a divisor of attn_dim")
 
 
 class AttentionSublayer(nn.Module):

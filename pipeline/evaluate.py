@@ -42,6 +42,11 @@ def _subset_masks(videos: VideoSet) -> dict[str, np.ndarray]:
 CACHE_EXCLUSION = "unreadable media; see the cache's {split}/excluded.csv"
 
 
+def subset_counts(videos: VideoSet) -> dict[str, int]:
+    """``{"seen": n, "unseen": n, "total": n}``."""
+    return {s: int(m.sum()) for s, m in _subset_masks(videos).items()}
+
+
 def score(videos: VideoSet, decoded: Decoded, strategy: str, excluded: VideoSet,
           excluded_reason: str = CACHE_EXCLUSION) -> Evaluation:
     """Per-video scores and the seen / unseen / total summaries of decoded predictions."""
@@ -53,7 +58,7 @@ def score(videos: VideoSet, decoded: Decoded, strategy: str, excluded: VideoSet,
         split=videos.split, strategy=strategy, videos=videos, decoded=decoded, scores=scores,
         summaries={s: scores.summary(masks[s]) if masks[s].any() else None for s in SUBSETS},
         counts={s: int(masks[s].sum()) for s in SUBSETS},
-        excluded={s: int(m.sum()) for s, m in _subset_masks(excluded).items()},
+        excluded=subset_counts(excluded),
         excluded_reason=excluded_reason.format(split=videos.split),
     )
 
@@ -68,10 +73,11 @@ def cached_videos(cache: FeatureCache, videos: VideoSet):
 def evaluate_training_free(config: Config, index: AnnotationIndex | None = None) -> Evaluation:
     """The training-free baseline on the configured split, from the feature cache."""
     index = index or AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
+    index.require_splits({config.eval.split: "eval.split"})
     cache = ensure_features(config, [config.eval.split], index)
     videos = index.videos(config.eval.split, vocabulary=index.all_vocabulary)
     features, rows, kept, excluded = cached_videos(cache, videos)
     text = torch.from_numpy(cache.text(index.all_vocabulary.names, config.encoder.text_template))
-    sim_a, sim_v = segment_similarities(features.audio, features.vision, rows,
+    sim_a, sim_v = segment_similarities(features, rows,
                                         text.to(resolve_device(config.device)), config.eval.block_videos)
     return score(kept, decode(config.eval.strategy, sim_a, sim_v), config.eval.strategy, excluded)

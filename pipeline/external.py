@@ -45,17 +45,20 @@ def _segments(value, where: str) -> list[str]:
 
 
 def _entry(record: dict, where: str) -> dict:
+    """The prediction of one video; ``where`` (file, line, video) goes with it for later messages."""
     if record.get("predicted_events") not in (None, ""):
         if not record.get("predicted_class"):
             raise PredictionError(f"{where}: predicted_events needs predicted_class too")
-        return {"class": str(record["predicted_class"]).strip(), "events": _events(record["predicted_events"], where)}
+        return {"class": str(record["predicted_class"]).strip(), "events": _events(record["predicted_events"], where),
+                "where": where}
     if record.get("predicted_segments") in (None, ""):
         raise PredictionError(f"{where}: needs predicted_segments, or predicted_class with predicted_events")
-    return {"segments": _segments(record["predicted_segments"], where)}
+    return {"segments": _segments(record["predicted_segments"], where), "where": where}
 
 
 def read_predictions(path) -> dict[str, dict]:
-    """``vid -> {"segments": [names]}`` or ``{"class": name, "events": [0/1]}``, validated for shape."""
+    """``vid -> {"segments": [names]}`` or ``{"class": name, "events": [0/1]}`` (plus ``"where"``:
+    file and line), validated for shape."""
     path = Path(path)
     if not path.is_file():
         raise PredictionError(f"predictions file not found: {path}")
@@ -92,38 +95,38 @@ def read_predictions(path) -> dict[str, dict]:
 
 def decode_predictions(predictions: dict, videos: VideoSet, allow_missing: bool, source: str):
     """Predictions of ``videos`` as a :class:`Decoded`, with the videos scored and those missing."""
-    known = set(videos.vid_names)
+    known = set(videos.vid_names.tolist())
     unknown = [vid for vid in predictions if vid not in known]
     if unknown:
-        raise PredictionError(f"{source}: {len(unknown)} videos are not in the {videos.split} split "
-                              f"(e.g. {unknown[0]!r}); check the split and the annotation files")
+        raise PredictionError(f"{predictions[unknown[0]]['where']}: not in the {videos.split} split ({len(unknown)} "
+                              f"videos of {source} are not); check the split and the annotation files")
     present = np.array([vid in predictions for vid in videos.vid_names])
     if not present.all() and not allow_missing:
         missing = videos.vid_names[~present]
         raise PredictionError(f"{source}: {len(missing)} of the {len(videos)} {videos.split} videos have no "
-                              f"prediction (e.g. {missing[0]!r}); add them, or pass --allow-missing to score "
+                              f"prediction (e.g. {str(missing[0])!r}); add them, or pass --allow-missing to score "
                               "the others and report the missing ones")
     scored, missing = videos.select(present), videos.select(~present)
     vocabulary = videos.vocabulary
     lookup = {name: i for i, name in enumerate(vocabulary.names)}
 
-    def index_of(name, vid):
+    def index_of(name, entry):
         if name not in lookup:
-            raise PredictionError(f"{source}: video {vid!r} has unknown class name {name!r}; use the names of "
-                                  f"the meta CSV or {vocabulary.names[-1]!r} for background")
+            raise PredictionError(f"{entry['where']}: unknown class name {name!r}; use the names of the meta CSV "
+                                  f"or {vocabulary.names[-1]!r} for background")
         return lookup[name]
 
-    entries = [predictions[vid] for vid in scored.vid_names]
+    entries = [predictions[vid] for vid in scored.vid_names.tolist()]
     rule = np.array(["events" in entry for entry in entries], dtype=bool)  # the training-free form
     labels = np.full((len(entries), NUM_SEGMENTS), vocabulary.background_index, dtype=np.int64)
     matrix = np.zeros((len(entries), len(vocabulary), NUM_SEGMENTS), dtype=bool)
     classes, events = [], []
-    for i, (vid, entry) in enumerate(zip(scored.vid_names, entries)):
+    for i, entry in enumerate(entries):
         if rule[i]:
-            classes.append(index_of(entry["class"], vid))
+            classes.append(index_of(entry["class"], entry))
             events.append(entry["events"])
         else:
-            labels[i] = [index_of(name, vid) for name in entry["segments"]]
+            labels[i] = [index_of(name, entry) for name in entry["segments"]]
     matrix[~rule] = labels_to_matrix(labels[~rule], len(vocabulary))
     if classes:
         published = training_free_prediction(classes, np.array(events, dtype=bool), len(vocabulary))

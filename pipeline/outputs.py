@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import itertools
 import json
 import sys
 import time
@@ -23,23 +24,29 @@ import numpy as np
 import yaml
 
 from common.config import to_dict
+from common.errors import UserError
+from common.locking import FolderBusy, FolderLock
 from common.runinfo import code_version, library_versions
 from data.annotations import SUBSETS
 from data.feature_cache import atomic_write_json
-from pipeline.evaluate import Evaluation
+from pipeline.evaluate import CACHE_EXCLUSION, Evaluation
 
 PREDICTION_COLUMNS = ("vid_name", "subset", "true_class", "predicted_class", "true_segments",
                       "predicted_segments", "predicted_events", "segment_f1", "event_f1")
 TABLE_COLUMNS = (("accuracy", "Acc"), ("segment_f1", "Seg-F1"), ("event_f1", "Eve-F1"), ("average", "Avg"))
 
 
-def run_folder(root, name: str | None, named_after, suffix: str | None = None) -> Path:
-    """``<root>/<name>``; without a name, ``<stem of named_after>[_<suffix>]``."""
-    return Path(root) / (name or "_".join(filter(None, [Path(named_after).stem, suffix])))
+RESULTS_FILE = "results.json"
 
 
-def format_table(evaluation: Evaluation, title: str) -> str:
-    """The paper's layout: seen / unseen / total rows, percentages with one decimal."""
+def run_name(*parts) -> str:
+    """A folder name from file stems and words, e.g. ``v0_training_free_v01_test``."""
+    return "_".join(str(p) for p in parts if p)
+
+
+def format_table(evaluation: Evaluation, title: str, excluded_by_split: dict | None = None) -> str:
+    """The paper's layout: seen / unseen / total rows, percentages with one decimal; then the
+    videos left out of every split the run read."""
     lines = [title, f"{'subset':<8}{'videos':>8}" + "".join(f"{label:>8}" for _, label in TABLE_COLUMNS)]
     for subset in SUBSETS:
         summary = evaluation.summaries[subset]
@@ -49,6 +56,10 @@ def format_table(evaluation: Evaluation, title: str) -> str:
     if evaluation.excluded["total"]:
         lines.append(f"{evaluation.excluded['total']} videos left out (seen {evaluation.excluded['seen']}, unseen "
                      f"{evaluation.excluded['unseen']}): {evaluation.excluded_reason}")
+    for split, counts in (excluded_by_split or {}).items():
+        if split != evaluation.split and counts["total"]:
+            lines.append(f"{counts['total']} {split} videos left out (seen {counts['seen']}, unseen "
+                         f"{counts['unseen']}): {CACHE_EXCLUSION.format(split=split)}")
     return "\n".join(lines)
 
 
@@ -69,29 +80,72 @@ def _predicted_class(evaluation: Evaluation) -> np.ndarray:
 
 def prediction_rows(evaluation: Evaluation):
     videos, decoded, scores = evaluation.videos, evaluation.decoded, evaluation.scores
-    names = np.array(videos.vocabulary.names)
-    predicted = names[_predicted_class(evaluation)]
-    for i in range(len(videos)):
+    # Derived arrays (class_names, ...) are properties computed over all videos: take each once,
+    # as plain lists, never per row.
+    names = videos.vocabulary.names
+    predicted = np.array(names)[_predicted_class(evaluation)].tolist()
+    true_classes = videos.class_names.tolist()
+    vid_names, seen, labels = videos.vid_names.tolist(), videos.seen.tolist(), videos.labels.tolist()
+    segment_labels = decoded.segment_labels.tolist()
+    events = decoded.is_event.tolist() if decoded.is_event is not None else None
+    segment_f1, event_f1 = scores.segment_f1.tolist(), scores.event_f1.tolist()
+    for i in range(len(vid_names)):
         yield {
-            "vid_name": videos.vid_names[i],
-            "subset": "seen" if videos.seen[i] else "unseen",
-            "true_class": videos.class_names[i],
+            "vid_name": vid_names[i],
+            "subset": "seen" if seen[i] else "unseen",
+            "true_class": true_classes[i],
             "predicted_class": predicted[i],
-            "true_segments": _mask_string(videos.labels[i]),
-            "predicted_segments": "|".join(names[decoded.segment_labels[i]]),
-            "predicted_events": _mask_string(decoded.is_event[i]) if decoded.is_event is not None else "",
-            "segment_f1": repr(float(scores.segment_f1[i])),
-            "event_f1": repr(float(scores.event_f1[i])),
+            "true_segments": _mask_string(labels[i]),
+            "predicted_segments": "|".join(names[k] for k in segment_labels[i]),
+            "predicted_events": _mask_string(events[i]) if events is not None else "",
+            "segment_f1": repr(segment_f1[i]),
+            "event_f1": repr(event_f1[i]),
         }
 
 
 class RunWriter:
-    """Creates the run folder and writes into it; ``log()`` also copies stdout to log.txt."""
+    """Owns a run folder (a lock: no second process can write into it) and writes into it;
+    ``log()`` also copies stdout to log.txt. Use as a context manager: leaving it releases
+    the folder."""
 
-    def __init__(self, folder: Path):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
+    def __init__(self, lock: FolderLock):
+        self.lock = lock
+        self.folder = lock.folder
         self.started = time.time()
+
+    @classmethod
+    def for_training(cls, folder) -> "RunWriter":
+        """The training run's folder; resuming or refusing an existing run is the trainer's call."""
+        return cls(FolderLock(folder, "training run", "set output.name to start another run").acquire())
+
+    @classmethod
+    def for_evaluation(cls, root, name: str | None, derived: str) -> "RunWriter":
+        """A folder no other evaluation has written results into: ``output.name`` when set
+        (an error if it already holds results), else ``derived``, ``derived_2``, ... (the first
+        free one), so no evaluation ever replaces another's results."""
+        root = Path(root)
+        if name:
+            lock = FolderLock(root / name, "evaluation", "set output.name to another folder").acquire()
+            if (lock.folder / RESULTS_FILE).exists():
+                lock.release()
+                raise UserError(f"{lock.folder} already holds the results of another evaluation; set output.name "
+                                "to another folder (or delete that one)")
+            return cls(lock)
+        for attempt in itertools.count(1):
+            lock = FolderLock(root / (derived if attempt == 1 else f"{derived}_{attempt}"), "evaluation", "")
+            try:
+                lock.acquire()
+            except FolderBusy:
+                continue
+            if not (lock.folder / RESULTS_FILE).exists():
+                return cls(lock)
+            lock.release()
+
+    def __enter__(self) -> "RunWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.lock.release()
 
     @contextlib.contextmanager
     def log(self):
@@ -127,7 +181,8 @@ class RunWriter:
             writer.writerows(prediction_rows(evaluation))
         return path
 
-    def write_results(self, config, evaluation: Evaluation, extra: dict | None = None) -> Path:
+    def write_results(self, config, evaluation: Evaluation, extra: dict | None = None,
+                      excluded_by_split: dict | None = None) -> Path:
         results = {
             "split": evaluation.split,
             "strategy": evaluation.strategy,
@@ -135,28 +190,33 @@ class RunWriter:
             "videos": evaluation.counts,
             "excluded_videos": evaluation.excluded,
             "excluded_reason": evaluation.excluded_reason,
+            "excluded_videos_by_split": excluded_by_split or {evaluation.split: evaluation.excluded},
             **(extra or {}),
             "config": to_dict(config),
             "code_version": code_version(),
             "libraries": library_versions(),
             "elapsed_seconds": round(time.time() - self.started, 3),
         }
-        path = self.folder / "results.json"
+        path = self.folder / RESULTS_FILE
         atomic_write_json(path, json.loads(json.dumps(results, default=float)))
         return path
 
     def write_all(self, config, evaluation: Evaluation, title: str, extra: dict | None = None,
-                  history: list | None = None) -> None:
-        """Predictions, results, plots, config; then the table and where everything went."""
+                  history: list | None = None, excluded_by_split: dict | None = None,
+                  selected_epoch: int | None = None) -> None:
+        """Predictions, results, plots, config; then the table and where everything went.
+        ``excluded_by_split``: videos left out of each split the run read (default: the
+        evaluated split's)."""
+        excluded_by_split = excluded_by_split or {evaluation.split: evaluation.excluded}
         self.write_config(config)
         predictions = self.write_predictions(evaluation)
-        results = self.write_results(config, evaluation, extra)
+        results = self.write_results(config, evaluation, extra, excluded_by_split)
         plots = []
         if config.output.plots:
             from pipeline.plots import write_plots  # matplotlib is slow to import
 
-            plots = write_plots(evaluation, self.folder, config.output.plot_videos, history)
-        print(format_table(evaluation, title))
+            plots = write_plots(evaluation, self.folder, config.output.plot_videos, history, selected_epoch)
+        print(format_table(evaluation, title, excluded_by_split))
         print(f"results:     {results}\npredictions: {predictions}")
         for path in plots:
             print(f"plot:        {path}")

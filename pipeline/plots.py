@@ -4,6 +4,7 @@ training curves of a fine-tuning run."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -30,7 +31,7 @@ def per_class_f1(evaluation: Evaluation) -> np.ndarray:
         return np.where(tp + errors > 0, 2 * tp / (2 * tp + errors), np.nan)
 
 
-def plot_class_f1(evaluation: Evaluation, path: Path) -> Path:
+def plot_class_f1(evaluation: Evaluation, path: Path, run: str = "") -> Path:
     names = np.array(evaluation.videos.vocabulary.names[:-1])
     f1 = per_class_f1(evaluation)[:-1]
     seen_names = set(evaluation.videos.categories[evaluation.videos.seen])
@@ -46,7 +47,7 @@ def plot_class_f1(evaluation: Evaluation, path: Path) -> Path:
     ax.invert_yaxis()
     ax.set_xlim(0, 100)
     ax.set_xlabel("segment-level F1 per class (%)")
-    ax.set_title(f"{evaluation.split}, {evaluation.strategy}: per-class F1")
+    ax.set_title(f"{run + ': ' if run else ''}{evaluation.split}, {evaluation.strategy}: per-class F1", fontsize=9)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in (SEEN_COLOUR, UNSEEN_COLOUR)]
     ax.legend(handles, ["seen", "unseen"], loc="lower right")
     fig.tight_layout()
@@ -55,34 +56,44 @@ def plot_class_f1(evaluation: Evaluation, path: Path) -> Path:
     return path
 
 
-def plot_timelines(evaluation: Evaluation, path: Path, count: int = 8) -> Path:
-    """True vs predicted label per segment for ``count`` videos spread over the split."""
+def _cell_text(name: str) -> str:
+    """A class name wrapped onto up to three short lines so it fits a one-second cell whole."""
+    return "\n".join(textwrap.wrap(name, 11, break_long_words=True)[:3])
+
+
+def plot_timelines(evaluation: Evaluation, path: Path, count: int = 8, run: str = "") -> Path:
+    """True vs predicted label per segment for ``count`` videos spread over the split; class
+    names written in full, background segments left blank (see the legend)."""
     videos, decoded = evaluation.videos, evaluation.decoded
     names = videos.vocabulary.names
     picks = np.unique(np.linspace(0, len(videos) - 1, min(count, len(videos))).round().astype(int))
     background = videos.vocabulary.background_index
-    fig, axes = plt.subplots(len(picks), 1, figsize=(10, 1.2 * len(picks) + 0.6), squeeze=False)
+    fig, axes = plt.subplots(len(picks), 1, figsize=(12, 1.5 * len(picks) + 1.0), squeeze=False)
     for ax, i in zip(axes[:, 0], picks):
         rows = np.stack([videos.segment_classes[i], decoded.segment_labels[i]])
         ax.imshow(np.where(rows == background, np.nan, rows), aspect="auto", cmap="tab20",
                   vmin=0, vmax=len(names) - 1, interpolation="nearest")
         for r, row in enumerate(rows):
             for t, label in enumerate(row):
-                text = "-" if label == background else names[label][:12]
-                ax.text(t, r, text, ha="center", va="center", fontsize=6)
+                if label != background:
+                    ax.text(t, r, _cell_text(names[label]), ha="center", va="center", fontsize=5.5, linespacing=0.9)
         ax.set_yticks([0, 1], ["truth", "predicted"], fontsize=7)
-        ax.set_xticks(range(rows.shape[1]), [f"{t}s" for t in range(rows.shape[1])], fontsize=6)
+        ax.set_xticks(range(rows.shape[1]), [f"{t}-{t + 1}s" for t in range(rows.shape[1])], fontsize=6)
         subset = "seen" if videos.seen[i] else "unseen"
         ax.set_title(f"{videos.vid_names[i]} ({subset}, {videos.class_names[i]}): "
                      f"Seg-F1 {100 * evaluation.scores.segment_f1[i]:.0f}, "
                      f"Eve-F1 {100 * evaluation.scores.event_f1[i]:.0f}", fontsize=8, loc="left")
+    fig.suptitle(f"{run + ': ' if run else ''}{evaluation.split}, {evaluation.strategy}, {len(picks)} of "
+                 f"{len(videos)} videos", fontsize=9)
+    fig.legend([plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="grey")],
+               [f"blank cell = background ({names[background]})"], loc="upper right", fontsize=7, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def plot_training_curves(history: list[dict], path: Path) -> Path:
+def plot_training_curves(history: list[dict], path: Path, selected_epoch: int | None = None, run: str = "") -> Path:
     epochs = [h["epoch"] for h in history]
     fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
     loss_ax.plot(epochs, [h["train_loss"] for h in history], marker="o")
@@ -93,20 +104,27 @@ def plot_training_curves(history: list[dict], path: Path) -> Path:
         metric_ax.plot(epochs, [100 * h[key] for h in history], marker="o", label=label)
     metric_ax.set_xlabel("epoch")
     metric_ax.set_ylabel(f"{split} metric (%)")
-    metric_ax.legend()
     for ax in (loss_ax, metric_ax):
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        if selected_epoch is not None:
+            ax.axvline(selected_epoch, color="black", linestyle="--", linewidth=1,
+                       label=f"selected: epoch {selected_epoch}" if ax is metric_ax else None)
+    metric_ax.legend(fontsize=7)
+    fig.suptitle(f"{run + ': ' if run else ''}training loss and {split} metrics", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
 
 
-def write_plots(evaluation: Evaluation, folder: Path, videos: int, history: list[dict] | None = None) -> list[Path]:
+def write_plots(evaluation: Evaluation, folder: Path, videos: int, history: list[dict] | None = None,
+                selected_epoch: int | None = None) -> list[Path]:
+    """Every plot of a run into its folder; each title names the run (the folder)."""
     folder = Path(folder)
-    paths = [plot_timelines(evaluation, folder / "timelines.png", videos),
-             plot_class_f1(evaluation, folder / "per_class_f1.png")]
+    run = folder.name
+    paths = [plot_timelines(evaluation, folder / "timelines.png", videos, run),
+             plot_class_f1(evaluation, folder / "per_class_f1.png", run)]
     if history:
-        paths.append(plot_training_curves(history, folder / "training_curves.png"))
+        paths.append(plot_training_curves(history, folder / "training_curves.png", selected_epoch, run))
     return paths

@@ -26,9 +26,9 @@ from data.extraction import ensure_features
 from data.feature_cache import FeatureCache, SplitFeatures, atomic_write, writing
 from models.decoders import decode_fine_tuning
 from models.segment_encoder import resolve_device
-from models.similarity import cosine, gather, segment_similarities
+from models.similarity import cosine, segment_similarities
 from models.temporal import TemporalModel, TemporalSettings, fused_scores
-from pipeline.evaluate import Evaluation, cached_videos, score
+from pipeline.evaluate import Evaluation, cached_videos, score, subset_counts
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "selection_split", "accuracy", "segment_f1", "event_f1", "average", "seconds")
 
@@ -64,14 +64,13 @@ class SegmentBatches:
         order = torch.randperm(len(self.data.rows), generator=generator).numpy()
         for start in range(0, len(order), self.batch_size):
             members = np.sort(order[start:start + self.batch_size])  # sorted: sequential reads
-            rows = self.data.rows[members]
-            yield (gather(self.data.features.audio, rows, self.device),
-                   gather(self.data.features.vision, rows, self.device),
+            audio, vision = self.data.features.gather(self.data.rows[members])
+            yield (torch.from_numpy(audio).to(self.device), torch.from_numpy(vision).to(self.device),
                    self.targets[members].to(self.device))
 
 
 def train_one_epoch(model, optimizer, batches, text: torch.Tensor, settings: TemporalSettings,
-                    grad_clip: float) -> float:
+                    grad_clip: float | None) -> float:
     model.train()
     total, count = torch.zeros((), device=text.device), 0
     for audio, vision, targets in batches:
@@ -80,7 +79,8 @@ def train_one_epoch(model, optimizer, batches, text: torch.Tensor, settings: Tem
         loss = F.cross_entropy(scores.flatten(0, 1), targets.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
         optimizer.step()
         total += loss.detach() * targets.numel()
         count += targets.numel()
@@ -91,8 +91,7 @@ def evaluate_model(model, data: SplitData, text: torch.Tensor, settings: Tempora
                    block_videos: int) -> Evaluation:
     """Decode ``v1`` from the model's segment embeddings against all class names."""
     model.eval()
-    sim_a, sim_v = segment_similarities(data.features.audio, data.features.vision, data.rows, text, block_videos,
-                                        transform=model)
+    sim_a, sim_v = segment_similarities(data.features, data.rows, text, block_videos, transform=model)
     decoded = decode_fine_tuning(sim_a, sim_v, settings.fusion)
     return score(data.videos, decoded, "v1", data.excluded)
 
@@ -136,6 +135,8 @@ class Trainer:
         self.device = resolve_device(config.device)
         index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
         selection = config.train.selection
+        index.require_splits({"train": "training", selection: "model selection, train.selection",
+                              "test": "the final test"})
         cache = ensure_features(config, list(dict.fromkeys(["train", selection, "test"])), index)
         self.train_data = load_split(cache, index, "train", index.seen_vocabulary)
         self.selection_data = load_split(cache, index, selection, index.all_vocabulary)
@@ -233,15 +234,33 @@ class Trainer:
                                                                                    "event_f1", "average")}}
         return TrainingResult(test, best["epoch"], selection, history)
 
-    def evaluate(self, checkpoint_path, split: str) -> Evaluation:
-        """Evaluate a saved checkpoint (its own temporal settings) on ``split``."""
-        checkpoint = load_checkpoint(checkpoint_path)
-        model = model_from_checkpoint(checkpoint, self.device)
-        if checkpoint["embed_dim"] != self.embed_dim:
-            raise UserError(f"{checkpoint_path} was trained on {checkpoint['embed_dim']}-d features but the cache "
-                            f"holds {self.embed_dim}-d ones")
-        data = {"test": self.test_data, self.config.train.selection: self.selection_data}.get(split)
-        if data is None:
-            raise UserError(f"--evaluate supports the test and {self.config.train.selection} splits")
-        settings = TemporalSettings(**checkpoint["temporal"])
-        return evaluate_model(model, data, self.text_all, settings, self.config.eval.block_videos)
+    def excluded_by_split(self) -> dict:
+        """Videos the cache left out of each split this run read."""
+        return {data.videos.split: subset_counts(data.excluded)
+                for data in (self.train_data, self.selection_data, self.test_data)}
+
+
+@dataclass
+class CheckpointEvaluation:
+    evaluation: Evaluation
+    settings: TemporalSettings  # the checkpoint's own, whatever the config says
+    epoch: int
+    excluded_by_split: dict
+
+
+def evaluate_checkpoint(config: Config, checkpoint_path, split: str) -> CheckpointEvaluation:
+    """A saved checkpoint (with its own temporal settings) on ``split``, all classes + other."""
+    checkpoint = load_checkpoint(checkpoint_path)
+    device = resolve_device(config.device)
+    index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
+    index.require_splits({split: "eval.split"})
+    cache = ensure_features(config, [split], index)
+    data = load_split(cache, index, split, index.all_vocabulary)
+    text = torch.from_numpy(cache.text(index.all_vocabulary.names, config.encoder.text_template)).to(device)
+    if checkpoint["embed_dim"] != text.shape[1]:
+        raise UserError(f"{checkpoint_path} was trained on {checkpoint['embed_dim']}-d features but the cache at "
+                        f"{cache.root} holds {text.shape[1]}-d ones; point cache.dir at the cache it was trained on")
+    model = model_from_checkpoint(checkpoint, device)
+    settings = TemporalSettings(**checkpoint["temporal"])
+    evaluation = evaluate_model(model, data, text, settings, config.eval.block_videos)
+    return CheckpointEvaluation(evaluation, settings, checkpoint["epoch"], {split: subset_counts(data.excluded)})

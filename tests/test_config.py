@@ -55,3 +55,33 @@ def test_float_keys_accept_exponent_notation(tmp_path):
     assert config.load(Full, tmp_path / "exp.yaml", ["train.grad_clip=1e-1"]).train.lr == 5e-5
     with pytest.raises(ConfigError, match=r"train.lr must be a number, got 'fast' \(str\)"):
         config.load(Full, tmp_path / "exp.yaml", ["train.lr=fast"])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("eval.block_videos=0", r"eval.block_videos = 0 is out of range; allowed: \[1, inf\)"),
+    ("eval.block_videos=-5", r"eval.block_videos = -5 is out of range; allowed: \[1, inf\)"),
+    ("extract.batch_size=0", r"extract.batch_size = 0 is out of range; allowed: \[1, inf\)"),
+    ("extract.batch_size=-2", r"extract.batch_size = -2 is out of range"),
+    ("extract.chunk_size=0", r"extract.chunk_size = 0 is out of range"),
+    ("extract.num_workers=-1", r"extract.num_workers = -1 is out of range; allowed: \[0, inf\)"),
+    ("train.batch_size=0", r"train.batch_size = 0 is out of range"),
+    ("train.lr=-1", r"train.lr = -1.0 is out of range; allowed: \(0, inf\)"),
+    ("train.lr=0", r"train.lr = 0.0 is out of range"),
+    ("train.grad_clip=-1", r"train.grad_clip = -1.0 is out of range; allowed: \(0, inf\)"),
+    ("train.grad_clip=0", r"train.grad_clip = 0.0 is out of range"),
+    ("train.epochs=-1", r"train.epochs = -1 is out of range"),
+    ("train.epochs=0", r"train.epochs = 0 is out of range"),
+    ("temporal.dropout=1.5", r"temporal.dropout = 1.5 is out of range; allowed: \[0, 1\)"),
+    ("temporal.num_heads=3", r"temporal.num_heads: 3 heads do not divide attn_dim 256"),
+    ("temporal.num_layers=0", r"temporal.num_layers = 0 is out of range"),
+    ("device=tpu", r"device: 'tpu' is not a device; choose auto, cpu, cuda or cuda:<index>"),
+    ("output.plot_videos=0", r"output.plot_videos = 0 is out of range"),
+])
+def test_out_of_range_values_name_key_value_and_range(override, message):
+    with pytest.raises(ConfigError, match=r"v1_fine_tuning.yaml \(with overrides\): " + message):
+        config.load(Config, REPO_CONFIGS / "v1_fine_tuning.yaml", [override])
+
+
+def test_grad_clip_null_disables_clipping_and_devices_parse():
+    cfg = config.load(Config, REPO_CONFIGS / "v1_fine_tuning.yaml", ["train.grad_clip=null", "device=cuda:1"])
+    assert cfg.train.grad_clip is None and cfg.device == "cuda:1"

@@ -13,7 +13,7 @@ from tools import score_predictions
 
 def _score(tmp_path, predictions, *extra, overrides=()):
     score_predictions.main(["--predictions", str(predictions), *extra, *overrides, f"output.root={tmp_path / 'scored'}"])
-    folder = tmp_path / "scored" / f"{predictions.stem}_scores"
+    folder = tmp_path / "scored" / f"{predictions.resolve().parent.name}_{predictions.stem}_scores"
     return json.loads((folder / "results.json").read_text()), folder
 
 
@@ -79,11 +79,12 @@ def test_bad_prediction_files(evaluated, tmp_path):
     overrides, predictions, _ = evaluated
     rows = _rows(predictions)
     cases = {
-        "unknown_video": (rows + [{**rows[0], "vid_name": "nobody"}], r"1 videos are not in the test split .*'nobody'"),
+        "unknown_video": (rows + [{**rows[0], "vid_name": "nobody"}],
+                          r"unknown_video.csv line 6 \(video 'nobody'\): not in the test split"),
         "short": ([{**rows[0], "predicted_segments": "other|other"}] + rows[1:], r"line 2 .*expected 10 segment labels, got 2"),
         "unknown_class": ([{**rows[0], "predicted_segments": "|".join(["unicorn"] * 10)}] + rows[1:],
-                          r"has unknown class name 'unicorn'"),
-        "missing": (rows[1:], r"1 of the 4 test videos have no prediction .*--allow-missing"),
+                          r"unknown_class.csv line 2 \(video 'syn_test_\w+'\): unknown class name 'unicorn'"),
+        "missing": (rows[1:], r"1 of the 4 test videos have no prediction \(e.g. 'syn_test_\w+'\).*--allow-missing"),
         "duplicate": (rows + rows[:1], r"appears twice"),
     }
     for name, (content, message) in cases.items():

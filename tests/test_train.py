@@ -156,8 +156,9 @@ def test_resume_equals_uninterrupted(separable, tmp_path, monkeypatch):
 def test_evaluate_only_reproduces_the_test_numbers(separable, tmp_path):
     folder, results = _run(separable, tmp_path)
     train.main(separable + [f"output.root={tmp_path / 'runs'}", "--evaluate", str(folder / "checkpoints" / "best.pt")])
-    evaluated = json.loads((tmp_path / "runs" / "v1_fine_tuning_evaluate" / "results.json").read_text())
+    evaluated = json.loads((tmp_path / "runs" / "v1_fine_tuning_best_test" / "results.json").read_text())
     assert evaluated["metrics"] == results["metrics"]
+    assert evaluated["checkpoint_epoch"] == results["selection"]["best_epoch"]
     with pytest.raises(UserError, match="checkpoint not found"):
         train.main(separable + [f"output.root={tmp_path / 'runs'}", "--evaluate", str(tmp_path / "none.pt")])
 

@@ -45,7 +45,7 @@ def _encode_every_epoch(config, videos, encoder, workers: int, epoch: int):
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--size", default="small", help="ImageBind size (random weights)")
     parser.add_argument("--train-per-class", type=int, default=10)

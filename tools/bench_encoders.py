@@ -35,7 +35,7 @@ def _rate(fn, items: int, repeats: int, device: torch.device) -> float:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="huge")
     parser.add_argument("--batch", type=int, default=4, help="videos per batch (10 segments each) on GPU; "
                         "segments per batch on CPU")

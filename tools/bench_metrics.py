@@ -77,7 +77,7 @@ def _best_time(fn, repeats: int) -> float:
 
 def main(argv=None) -> None:
     defaults = DataConfig()
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--meta-csv", default=defaults.meta_csv)
     parser.add_argument("--label-json", default=defaults.label_json)
     parser.add_argument("--repeats", type=int, default=5)

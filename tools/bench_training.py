@@ -33,7 +33,7 @@ PUBLISHED_EPOCH_MINUTES = 26  # reported by a user of the published code, on a G
 
 def main(argv=None) -> None:
     defaults = Config().data
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--meta-csv", default=defaults.meta_csv)
     parser.add_argument("--label-json", default=defaults.label_json)
     parser.add_argument("--device", default="cpu")

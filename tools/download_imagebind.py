@@ -16,7 +16,7 @@ from models.checkpoint import DEFAULT_CHECKPOINT, OFFICIAL_URL  # noqa: E402
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", default=DEFAULT_CHECKPOINT, help=f"where to save it (default {DEFAULT_CHECKPOINT})")
     parser.add_argument("--url", default=OFFICIAL_URL)
     args = parser.parse_args(argv)

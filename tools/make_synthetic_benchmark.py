@@ -16,7 +16,7 @@ from data.synthetic import SyntheticSpec, make_synthetic_benchmark  # noqa: E402
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", required=True)
     parser.add_argument("--train-per-class", type=int, default=8)
     parser.add_argument("--val-per-class", type=int, default=2)

@@ -37,12 +37,12 @@ def _prepare(job):
 
 
 def main(argv=None) -> None:
-    parser = cli.parser_with_config(__doc__.splitlines()[0], DEFAULT_CONFIG)
+    parser = cli.parser_with_config(__doc__, DEFAULT_CONFIG)
     parser.add_argument("--videos", required=True, help="folder holding the raw video files")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
     parser.add_argument("--report", help="CSV of outcomes (default: <media_root>/prepare_report.csv)")
-    args = parser.parse_intermixed_args(argv)  # key=value overrides may come before or after options
+    args = cli.parse(parser, argv)
     config = cli.load_config(args)
     if not Path(args.videos).is_dir():
         raise UserError(f"--videos {args.videos} is not a folder")

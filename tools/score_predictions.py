@@ -19,26 +19,27 @@ from common import cli  # noqa: E402
 from data.annotations import AnnotationIndex  # noqa: E402
 from pipeline.evaluate import score  # noqa: E402
 from pipeline.external import decode_predictions, read_predictions  # noqa: E402
-from pipeline.outputs import RunWriter, run_folder  # noqa: E402
+from pipeline.outputs import RunWriter, run_name  # noqa: E402
 
 DEFAULT_CONFIG = "configs/v0_training_free.yaml"
 
 
 def main(argv=None) -> None:
-    parser = cli.parser_with_config(__doc__.splitlines()[0], DEFAULT_CONFIG)
+    parser = cli.parser_with_config(__doc__, DEFAULT_CONFIG)
     parser.add_argument("--predictions", required=True, help="CSV or JSON of per-video, per-segment labels")
     parser.add_argument("--split", choices=("val", "test"), help="default: eval.split of the config")
     parser.add_argument("--allow-missing", action="store_true",
                         help="score the videos present and report how many are missing (default: an error)")
-    args = parser.parse_intermixed_args(argv)  # key=value overrides may come before or after options
+    args = cli.parse(parser, argv)
     config = cli.load_config(args, [f"eval.split={args.split}"] if args.split else [])
     index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
     videos = index.videos(config.eval.split, vocabulary=index.all_vocabulary)
     decoded, scored, missing = decode_predictions(read_predictions(args.predictions), videos, args.allow_missing,
                                                   args.predictions)
     evaluation = score(scored, decoded, "external", missing, "no prediction in the file")
-    writer = RunWriter(run_folder(config.output.root, config.output.name, args.predictions, "scores"))
-    with writer.log():
+    source = Path(args.predictions)
+    derived = run_name(source.resolve().parent.name, source.stem, "scores")  # runs/<its folder>_<file>_scores
+    with RunWriter.for_evaluation(config.output.root, config.output.name, derived) as writer, writer.log():
         writer.write_all(config, evaluation, f"OV-AVEBench {config.eval.split} | {args.predictions}",
                          {"method": "external predictions", "predictions_file": str(args.predictions),
                           "missing_videos": [str(v) for v in missing.vid_names]})
