@@ -26,6 +26,7 @@ from tqdm import tqdm
 from common.distributed import Process
 from common.errors import UserError
 from common.locking import FolderLock
+from common.processes import die_with_parent
 from common.runinfo import code_version
 from common.schema import Config
 from data.annotations import AnnotationIndex, VideoSet
@@ -103,7 +104,8 @@ def collate_media(samples):
     }
 
 
-def _single_thread_worker(_):
+def _decoding_worker(_):
+    die_with_parent()
     torch.set_num_threads(1)  # workers decode; the main process owns the cores' math
 
 
@@ -167,7 +169,7 @@ def _extract_chunks(config: Config, videos: VideoSet, cache: FeatureCache, encod
         return
     loader = DataLoader(MediaDataset(videos, config.data.media_root, positions), batch_sampler=batches,
                         num_workers=_num_workers(config.extract.num_workers), collate_fn=collate_media,
-                        pin_memory=encoder.device.type == "cuda", worker_init_fn=_single_thread_worker)
+                        pin_memory=encoder.device.type == "cuda", worker_init_fn=_decoding_worker)
     chunks: dict[int, _Chunk] = {}
     label = f"{videos.split}" + (f" [rank {process.rank}/{process.world_size}]" if process.world_size > 1 else "")
     with tqdm(total=len(positions), unit="video", desc=f"extract {label}", dynamic_ncols=True) as bar:

@@ -31,7 +31,7 @@ def per_class_f1(evaluation: Evaluation) -> np.ndarray:
         return np.where(tp + errors > 0, 2 * tp / (2 * tp + errors), np.nan)
 
 
-def plot_class_f1(evaluation: Evaluation, path: Path, run: str = "") -> Path:
+def class_f1_figure(evaluation: Evaluation, run: str = ""):
     names = np.array(evaluation.videos.vocabulary.names[:-1])
     f1 = per_class_f1(evaluation)[:-1]
     seen_names = set(evaluation.videos.categories[evaluation.videos.seen])
@@ -51,17 +51,15 @@ def plot_class_f1(evaluation: Evaluation, path: Path, run: str = "") -> Path:
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in (SEEN_COLOUR, UNSEEN_COLOUR)]
     ax.legend(handles, ["seen", "unseen"], loc="lower right")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def _cell_text(name: str) -> str:
-    """A class name wrapped onto up to three short lines so it fits a one-second cell whole."""
-    return "\n".join(textwrap.wrap(name, 11, break_long_words=True)[:3])
+    """A class name wrapped onto short lines so it fits a one-second cell whole."""
+    return "\n".join(textwrap.wrap(name, 11, break_long_words=True))
 
 
-def plot_timelines(evaluation: Evaluation, path: Path, count: int = 8, run: str = "") -> Path:
+def timelines_figure(evaluation: Evaluation, count: int = 8, run: str = ""):
     """True vs predicted label per segment for ``count`` videos spread over the split; class
     names written in full, background segments left blank (see the legend)."""
     videos, decoded = evaluation.videos, evaluation.decoded
@@ -88,12 +86,10 @@ def plot_timelines(evaluation: Evaluation, path: Path, count: int = 8, run: str 
     fig.legend([plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="grey")],
                [f"blank cell = background ({names[background]})"], loc="upper right", fontsize=7, frameon=False)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
-def plot_training_curves(history: list[dict], path: Path, selected_epoch: int | None = None, run: str = "") -> Path:
+def training_curves_figure(history: list[dict], selected_epoch: int | None = None, run: str = ""):
     epochs = [h["epoch"] for h in history]
     fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(10, 3.6))
     loss_ax.plot(epochs, [h["train_loss"] for h in history], marker="o")
@@ -113,9 +109,7 @@ def plot_training_curves(history: list[dict], path: Path, selected_epoch: int | 
     metric_ax.legend(fontsize=7)
     fig.suptitle(f"{run + ': ' if run else ''}training loss and {split} metrics", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def write_plots(evaluation: Evaluation, folder: Path, videos: int, history: list[dict] | None = None,
@@ -123,8 +117,11 @@ def write_plots(evaluation: Evaluation, folder: Path, videos: int, history: list
     """Every plot of a run into its folder; each title names the run (the folder)."""
     folder = Path(folder)
     run = folder.name
-    paths = [plot_timelines(evaluation, folder / "timelines.png", videos, run),
-             plot_class_f1(evaluation, folder / "per_class_f1.png", run)]
+    figures = {"timelines.png": timelines_figure(evaluation, videos, run),
+               "per_class_f1.png": class_f1_figure(evaluation, run)}
     if history:
-        paths.append(plot_training_curves(history, folder / "training_curves.png", selected_epoch, run))
-    return paths
+        figures["training_curves.png"] = training_curves_figure(history, selected_epoch, run)
+    for name, fig in figures.items():
+        fig.savefig(folder / name, dpi=110)
+        plt.close(fig)
+    return [folder / name for name in figures]

@@ -77,8 +77,10 @@ def test_end_to_end_on_synthetic_media(synthetic_bench, tmp_path, capsys):
 
     _run(overrides + ["--strategy", "v0"])  # a second strategy gets its own folder
     assert (tmp_path / "runs" / "v0_training_free_v0_test" / "results.json").is_file()
-    _run(overrides)  # re-running gives identical numbers
-    assert json.loads((folder / "results.json").read_text())["metrics"] == results["metrics"]
+    _run(overrides)  # re-running gives identical numbers, in a folder of its own
+    again = json.loads((tmp_path / "runs" / "v0_training_free_v01_test_2" / "results.json").read_text())
+    assert again["metrics"] == results["metrics"]
+    assert again["excluded_videos_by_split"] == {"test": {"seen": 0, "unseen": 0, "total": 0}}
 
 
 def _golden_cache(golden, shared, tmp_path):

@@ -153,14 +153,46 @@ def test_resume_equals_uninterrupted(separable, tmp_path, monkeypatch):
         assert [int(row["epoch"]) for row in csv.DictReader(handle)] == list(range(1, 7))
 
 
-def test_evaluate_only_reproduces_the_test_numbers(separable, tmp_path):
+def test_evaluate_only_reproduces_the_test_numbers(separable, tmp_path, capsys):
     folder, results = _run(separable, tmp_path)
-    train.main(separable + [f"output.root={tmp_path / 'runs'}", "--evaluate", str(folder / "checkpoints" / "best.pt")])
-    evaluated = json.loads((tmp_path / "runs" / "v1_fine_tuning_best_test" / "results.json").read_text())
+    best = str(folder / "checkpoints" / "best.pt")
+    runs = tmp_path / "runs"
+    train.main(separable + [f"output.root={runs}", "--evaluate", best])
+    evaluated = json.loads((runs / "v1_fine_tuning_best_test" / "results.json").read_text())
     assert evaluated["metrics"] == results["metrics"]
     assert evaluated["checkpoint_epoch"] == results["selection"]["best_epoch"]
+    # Overrides of the temporal model do not describe what was evaluated: the checkpoint does.
+    train.main(separable + [f"output.root={runs}", "--evaluate", best, "temporal.num_layers=3", "eval.split=val"])
+    on_val = json.loads((runs / "v1_fine_tuning_best_val" / "results.json").read_text())
+    assert on_val["split"] == "val" and on_val["config"]["temporal"]["num_layers"] == 1
+    assert on_val["method"] == "fine-tuning (1 temporal layer(s), self attention, 1 head(s), geometric fusion)"
+    assert "temporal settings come from" in capsys.readouterr().out
+    train.main(separable + [f"output.root={runs}", "--evaluate", best])  # again: a new folder, nothing replaced
+    assert json.loads((runs / "v1_fine_tuning_best_test_2" / "results.json").read_text())["metrics"] == \
+        evaluated["metrics"]
+    assert json.loads((runs / "v1_fine_tuning_best_test" / "results.json").read_text()) == evaluated
     with pytest.raises(UserError, match="checkpoint not found"):
         train.main(separable + [f"output.root={tmp_path / 'runs'}", "--evaluate", str(tmp_path / "none.pt")])
+
+
+def test_grad_clip_null_trains_without_clipping(separable, tmp_path, monkeypatch):
+    clipped = []
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", lambda *a, **k: clipped.append(1))
+    _, results = _run(separable, tmp_path, "train.grad_clip=null", "train.epochs=1")
+    assert not clipped and results["config"]["train"]["grad_clip"] is None
+    _run(separable, tmp_path / "clip", "train.epochs=1")
+    assert clipped
+
+
+def test_a_meta_csv_without_the_selection_split_stops_before_training(separable, tmp_path):
+    meta = tmp_path / "no_val.csv"
+    source = next(o.split("=", 1)[1] for o in separable if o.startswith("data.meta_csv="))
+    lines = open(source).read().splitlines()
+    meta.write_text("\n".join(line for line in lines if not line.startswith("val,")) + "\n")
+    with pytest.raises(UserError, match=r"no val videos, but this run needs them \(model selection, "
+                                        r"train.selection\); the file has train, test"):
+        _run(separable, tmp_path, f"data.meta_csv={meta}")
+    assert not (tmp_path / "runs" / "v1_fine_tuning" / "history.csv").exists()
 
 
 def test_published_selection_protocol_and_variants(separable, tmp_path):

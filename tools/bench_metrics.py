@@ -20,9 +20,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import metrics  # noqa: E402
-from common.schema import DataConfig  # noqa: E402
+from common import cli  # noqa: E402
 from data.annotations import AnnotationIndex  # noqa: E402
 from models.decoders import decode  # noqa: E402
+from tools.annotation_files import find_annotations  # noqa: E402
 
 
 def _events(row: np.ndarray) -> list[tuple[int, int]]:
@@ -76,12 +77,12 @@ def _best_time(fn, repeats: int) -> float:
 
 
 def main(argv=None) -> None:
-    defaults = DataConfig()
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--meta-csv", default=defaults.meta_csv)
-    parser.add_argument("--label-json", default=defaults.label_json)
+    parser.add_argument("--meta-csv", help="default: found as tools/annotation_files.py says")
+    parser.add_argument("--label-json")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
+    args.meta_csv, args.label_json = find_annotations(args.meta_csv, args.label_json)
 
     videos = AnnotationIndex.load(args.meta_csv, args.label_json).videos("test")
     num_classes = len(videos.vocabulary)
@@ -113,4 +114,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -21,23 +21,25 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import cli  # noqa: E402
 from common import config as config_io  # noqa: E402
 from common.schema import Config  # noqa: E402
 from data.annotations import AnnotationIndex  # noqa: E402
 from data.synthetic import make_synthetic_cache  # noqa: E402
 from pipeline import training  # noqa: E402
+from tools.annotation_files import find_annotations  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED_EPOCH_MINUTES = 26  # reported by a user of the published code, on a GPU
 
 
 def main(argv=None) -> None:
-    defaults = Config().data
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--meta-csv", default=defaults.meta_csv)
-    parser.add_argument("--label-json", default=defaults.label_json)
+    parser.add_argument("--meta-csv", help="default: found as tools/annotation_files.py says")
+    parser.add_argument("--label-json")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
+    args.meta_csv, args.label_json = find_annotations(args.meta_csv, args.label_json)
 
     with tempfile.TemporaryDirectory() as work:
         config = config_io.load(Config, REPO / "configs" / "v1_fine_tuning.yaml", [
@@ -78,4 +80,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import cli  # noqa: E402
 from common.errors import UserError  # noqa: E402
+from common.processes import die_with_parent  # noqa: E402
 from data.annotations import SPLITS, AnnotationIndex  # noqa: E402
 from data.extraction import media_paths  # noqa: E402
 from data.raw_videos import Outcome, find_videos, prepare_video  # noqa: E402
@@ -39,11 +40,13 @@ def _prepare(job):
 def main(argv=None) -> None:
     parser = cli.parser_with_config(__doc__, DEFAULT_CONFIG)
     parser.add_argument("--videos", required=True, help="folder holding the raw video files")
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--workers", type=int, default=4, help="decoding processes (they end with this one)")
     parser.add_argument("--splits", nargs="+", choices=SPLITS, default=list(SPLITS))
     parser.add_argument("--report", help="CSV of outcomes (default: <media_root>/prepare_report.csv)")
     args = cli.parse(parser, argv)
     config = cli.load_config(args)
+    if args.workers < 1:
+        raise UserError(f"--workers {args.workers}: at least 1 decoding process is needed")
     if not Path(args.videos).is_dir():
         raise UserError(f"--videos {args.videos} is not a folder")
     index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
@@ -59,7 +62,7 @@ def main(argv=None) -> None:
                 outcomes[vid] = Outcome(vid, "not_found", f"no {vid}.<mp4|mkv|webm|...> under {args.videos}")
             else:
                 jobs.append((source, wav, frames))
-    with ProcessPoolExecutor(max_workers=max(1, args.workers)) as pool:
+    with ProcessPoolExecutor(max_workers=args.workers, initializer=die_with_parent) as pool:
         for outcome in tqdm(pool.map(_prepare, jobs, chunksize=4), total=len(jobs), unit="video", desc="prepare"):
             outcomes[outcome.vid_name] = outcome
     report = Path(args.report or Path(config.data.media_root) / "prepare_report.csv")

@@ -242,3 +242,78 @@ def test_no_cache_and_no_media_says_both_ways_out(synthetic_bench, tmp_path):
 def test_cache_from_another_video_list(synthetic_bench, reference_cache):
     with pytest.raises(CacheError, match=r"lack 1 of the 2 videos asked for .*'unknown_video'"):
         reference_cache.split("test").rows(np.array([reference_cache.split("test").vid_names[0], "unknown_video"]))
+
+
+def test_full_disk_during_the_merge_is_one_message_and_a_rerun_finishes(synthetic_bench, reference_cache, tmp_path,
+                                                                          monkeypatch):
+    cache_dir = tmp_path / "cache"
+    config = synthetic_config(synthetic_bench, cache_dir)
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)  # the merge allocates its arrays before writing them
+    with pytest.raises(CacheError, match=rf"cannot write the feature cache at {cache_dir}/.train.merging: the disk "
+                                         r"is full.*resumes"):
+        extract(config, ["train"])
+    assert not (cache_dir / ".train.merging").exists() and not (cache_dir / "train").exists()
+    assert list((cache_dir / ".work" / "train").glob("chunk_*.npz"))  # the encoded chunks are kept
+    monkeypatch.undo()
+    extract(config, ["train"])
+    np.testing.assert_array_equal(np.asarray(FeatureCache(cache_dir).split("train").audio),
+                                  np.asarray(reference_cache.split("train").audio))
+
+
+def test_non_finite_embeddings_are_never_cached(synthetic_bench, tmp_path, monkeypatch):
+    config = synthetic_config(synthetic_bench, tmp_path / "cache", "encoder.precision=fp16")
+    original = extraction.SegmentEncoder.audio
+
+    def overflowing(self, clips):
+        out = original(self, clips)
+        out[-1, 3] = float("inf")
+        return out
+
+    monkeypatch.setattr(extraction.SegmentEncoder, "audio", overflowing)
+    with pytest.raises(CacheError, match=r"NaN or infinite embeddings for 1 video\(s\) \('syn_val_\w+'\) under "
+                                         r"encoder.precision=fp16.*use encoder.precision: bf16"):
+        extract(config, ["val"])
+    assert not FeatureCache(tmp_path / "cache").has_split("val")
+
+
+def test_non_finite_or_truncated_cache_files_are_named(synthetic_bench, reference_cache, tmp_path):
+    cache_dir = tmp_path / "cache"
+    shutil.copytree(reference_cache.root, cache_dir)
+    audio_path = cache_dir / "test" / "audio.npy"
+    audio = np.load(audio_path)
+    audio[1, 4, 0] = np.nan
+    np.save(audio_path, audio)
+    features = FeatureCache(cache_dir).split("test")
+    with pytest.raises(CacheError, match=rf"{audio_path} holds NaN or infinite values \(row 1, video "
+                                         rf"'{features.vid_names[1]}'.*--splits test --refresh"):
+        features.gather(np.arange(len(features.vid_names)))
+    audio_path.write_bytes(audio_path.read_bytes()[:-100])
+    with pytest.raises(CacheError, match=rf"{audio_path} is damaged or truncated .*--splits test --refresh"):
+        FeatureCache(cache_dir).split("test")
+
+
+def test_refresh_re_extracts_a_split_after_its_media_were_fixed(synthetic_bench, reference_cache, tmp_path):
+    bench, bad_vid, wav = _broken_bench(synthetic_bench, tmp_path)
+    config = synthetic_config(bench, tmp_path / "cache", "extract.skip_bad_media=true")
+    assert list(extract(config, ["test"]).split("test").excluded) == [bad_vid]
+    shutil.copy(media_paths(synthetic_bench["media_root"], "test", wav.parent.name, bad_vid)[0], wav)  # fixed
+    assert list(extract(config, ["test"]).split("test").excluded) == [bad_vid]  # a plain re-run reuses the split
+    command = [sys.executable, str(REPO / "tools" / "extract_features.py"), "--splits", "test",
+               *synthetic_overrides(bench, tmp_path / "cache", "extract.skip_bad_media=true"), "--refresh",
+               "--config", str(REPO / "configs" / "_base_" / "default.yaml")]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    refreshed = FeatureCache(tmp_path / "cache").split("test")
+    assert not refreshed.excluded
+    np.testing.assert_array_equal(np.asarray(refreshed.audio), np.asarray(reference_cache.split("test").audio))
+
+
+def test_bad_media_message_names_the_video_plainly(synthetic_bench, tmp_path):
+    bench, bad_vid, _ = _broken_bench(synthetic_bench, tmp_path)
+    with pytest.raises(MediaError) as err:
+        extract(synthetic_config(bench, tmp_path / "cache"), ["test"])
+    assert f"(video '{bad_vid}' of the test split" in str(err.value) and "np.str_" not in str(err.value)

@@ -1,5 +1,10 @@
 import csv
 import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import av
 import numpy as np
@@ -7,6 +12,7 @@ import pytest
 import soundfile
 from PIL import Image
 
+from conftest import REPO
 from data import preprocess
 from data.raw_videos import FRAME_TIMES, SAMPLE_RATE, prepare_video
 from tools import prepare_videos
@@ -110,3 +116,48 @@ def test_tool_prepares_the_layout_with_workers_and_a_report(tmp_path, capsys):
     with open(media / "prepare_report.csv", newline="") as handle:
         statuses = {row["vid_name"]: row["status"] for row in csv.DictReader(handle)}
     assert statuses["good1"] == statuses["good2"] == "done_before"
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:  # fields after the command: state, ppid, ...
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="needs /proc to find the worker processes")
+def test_killing_the_tool_ends_its_workers(tmp_path):
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for k in range(6):
+        encode_video(raw / f"v{k}.mp4", 10.2, size=(320, 240))
+    meta, labels = tmp_path / "meta.csv", tmp_path / "labels.json"
+    meta.write_text("split,cls_name,cls_type,vid_name\n" + "".join(f"test,dog,close,v{k}\n" for k in range(6)))
+    labels.write_text(json.dumps({f"v{k}": {"category": "dog", "label": str([1] * 10)} for k in range(6)}))
+    tool = subprocess.Popen([sys.executable, str(REPO / "tools" / "prepare_videos.py"), "--videos", str(raw),
+                             "--workers", "2", f"data.meta_csv={meta}", f"data.label_json={labels}",
+                             f"data.media_root={tmp_path / 'media'}"], cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while len(workers := _children(tool.pid)) < 2:
+        assert tool.poll() is None and time.time() < deadline, "the tool ended before its workers started"
+        time.sleep(0.05)
+    tool.send_signal(signal.SIGKILL)
+    tool.wait()
+    deadline = time.time() + 10
+    while any(_alive(pid) for pid in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers)
