@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import errno
 import hashlib
 import json
 import os
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common import files
 from common.config import differences
 from common.errors import UserError
 from data.annotations import NUM_SEGMENTS
@@ -57,33 +57,21 @@ def refresh_hint(split: str) -> str:
 
 # --- writing, safely ---------------------------------------------------------------------
 
-@contextlib.contextmanager
+CACHE_MESSAGES = {"what": "the feature cache", "error": CacheError,
+                  "way_out": "choose another cache.dir; a re-run resumes where this one stopped"}
+
+
 def writing(path: Path):
-    """Translate OS errors while writing the cache into one message with the way out."""
-    try:
-        yield
-    except OSError as err:
-        reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-                  errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
-                  errno.EPERM: "permission denied"}.get(err.errno, err.strerror or str(err))
-        raise CacheError(f"cannot write the feature cache at {path}: {reason}. Free space or choose "
-                         "another cache.dir; a re-run resumes where this one stopped.") from None
+    """OS errors while writing the cache become one :class:`CacheError` with the way out."""
+    return files.writing(path, **CACHE_MESSAGES)
 
 
 def atomic_write(path: Path, write) -> None:
-    """``write(file_object)`` to a temporary file, flushed to disk, then renamed over ``path``:
-    readers see the old file or the whole new one, never a part."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with writing(path):
-        with open(tmp, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+    files.atomic_write(path, write, **CACHE_MESSAGES)
 
 
 def atomic_write_json(path: Path, data) -> None:
-    atomic_write(path, lambda f: f.write((json.dumps(data, indent=2, sort_keys=True) + "\n").encode()))
+    files.atomic_write_json(path, data, **CACHE_MESSAGES)
 
 
 # --- provenance --------------------------------------------------------------------------

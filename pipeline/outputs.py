@@ -28,7 +28,7 @@ from common.errors import UserError
 from common.locking import FolderBusy, FolderLock
 from common.runinfo import code_version, library_versions
 from data.annotations import SUBSETS
-from data.feature_cache import atomic_write_json
+from common.files import atomic_write_json, writing
 from pipeline.evaluate import CACHE_EXCLUSION, Evaluation
 
 PREDICTION_COLUMNS = ("vid_name", "subset", "true_class", "predicted_class", "true_segments",
@@ -63,8 +63,19 @@ def format_table(evaluation: Evaluation, title: str, excluded_by_split: dict | N
     return "\n".join(lines)
 
 
-def _mask_string(row) -> str:
-    return "".join("1" if v else "0" for v in row)
+def _mask_strings(mask) -> list[str]:
+    """``[N, T]`` 0/1 -> N strings of T characters '0'/'1', built by numpy (no per-row lists)."""
+    mask = np.ascontiguousarray(mask, dtype=np.uint8)
+    return (mask + np.uint8(ord("0"))).view(f"S{mask.shape[1]}")[:, 0].astype(str).tolist()
+
+
+def _joined_names(names, labels) -> list[str]:
+    """``[N, T]`` class indices -> N strings ``name|name|...``, column by column in numpy."""
+    columns = np.asarray(names)[labels]
+    joined = columns[:, 0]
+    for t in range(1, columns.shape[1]):
+        joined = np.char.add(np.char.add(joined, "|"), columns[:, t])
+    return joined.tolist()
 
 
 def _predicted_class(evaluation: Evaluation) -> np.ndarray:
@@ -79,28 +90,25 @@ def _predicted_class(evaluation: Evaluation) -> np.ndarray:
 
 
 def prediction_rows(evaluation: Evaluation):
+    """One dict per video. Every column is built for all videos at once: per-row access to
+    derived arrays (``videos.class_names[i]`` recomputes the whole array) or per-row Python
+    lists would make large splits slow."""
     videos, decoded, scores = evaluation.videos, evaluation.decoded, evaluation.scores
-    # Derived arrays (class_names, ...) are properties computed over all videos: take each once,
-    # as plain lists, never per row.
     names = videos.vocabulary.names
-    predicted = np.array(names)[_predicted_class(evaluation)].tolist()
-    true_classes = videos.class_names.tolist()
-    vid_names, seen, labels = videos.vid_names.tolist(), videos.seen.tolist(), videos.labels.tolist()
-    segment_labels = decoded.segment_labels.tolist()
-    events = decoded.is_event.tolist() if decoded.is_event is not None else None
-    segment_f1, event_f1 = scores.segment_f1.tolist(), scores.event_f1.tolist()
-    for i in range(len(vid_names)):
-        yield {
-            "vid_name": vid_names[i],
-            "subset": "seen" if seen[i] else "unseen",
-            "true_class": true_classes[i],
-            "predicted_class": predicted[i],
-            "true_segments": _mask_string(labels[i]),
-            "predicted_segments": "|".join(names[k] for k in segment_labels[i]),
-            "predicted_events": _mask_string(events[i]) if events is not None else "",
-            "segment_f1": repr(segment_f1[i]),
-            "event_f1": repr(event_f1[i]),
-        }
+    n = len(videos)
+    columns = {
+        "vid_name": videos.vid_names.tolist(),
+        "subset": np.where(videos.seen, "seen", "unseen").tolist(),
+        "true_class": videos.class_names.tolist(),
+        "predicted_class": np.asarray(names)[_predicted_class(evaluation)].tolist(),
+        "true_segments": _mask_strings(videos.labels),
+        "predicted_segments": _joined_names(names, decoded.segment_labels),
+        "predicted_events": _mask_strings(decoded.is_event) if decoded.is_event is not None else [""] * n,
+        "segment_f1": [repr(v) for v in scores.segment_f1.tolist()],
+        "event_f1": [repr(v) for v in scores.event_f1.tolist()],
+    }
+    for values in zip(*(columns[name] for name in PREDICTION_COLUMNS)):
+        yield dict(zip(PREDICTION_COLUMNS, values))
 
 
 class RunWriter:
@@ -208,14 +216,15 @@ class RunWriter:
         ``excluded_by_split``: videos left out of each split the run read (default: the
         evaluated split's)."""
         excluded_by_split = excluded_by_split or {evaluation.split: evaluation.excluded}
-        self.write_config(config)
-        predictions = self.write_predictions(evaluation)
-        results = self.write_results(config, evaluation, extra, excluded_by_split)
-        plots = []
-        if config.output.plots:
-            from pipeline.plots import write_plots  # matplotlib is slow to import
+        with writing(self.folder, "the run's outputs", "set output.root to another disk and run again"):
+            self.write_config(config)
+            predictions = self.write_predictions(evaluation)
+            results = self.write_results(config, evaluation, extra, excluded_by_split)
+            plots = []
+            if config.output.plots:
+                from pipeline.plots import write_plots  # matplotlib is slow to import
 
-            plots = write_plots(evaluation, self.folder, config.output.plot_videos, history, selected_epoch)
+                plots = write_plots(evaluation, self.folder, config.output.plot_videos, history, selected_epoch)
         print(format_table(evaluation, title, excluded_by_split))
         print(f"results:     {results}\npredictions: {predictions}")
         for path in plots:

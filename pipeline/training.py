@@ -20,10 +20,11 @@ import torch.nn.functional as F
 
 from common.config import differences, to_dict
 from common.errors import UserError
+from common.files import atomic_write, writing
 from common.schema import Config
 from data.annotations import AnnotationIndex, VideoSet, Vocabulary
 from data.extraction import ensure_features
-from data.feature_cache import FeatureCache, SplitFeatures, atomic_write, writing
+from data.feature_cache import FeatureCache, SplitFeatures
 from models.decoders import decode_fine_tuning
 from models.segment_encoder import resolve_device
 from models.similarity import cosine, segment_similarities
@@ -96,10 +97,14 @@ def evaluate_model(model, data: SplitData, text: torch.Tensor, settings: Tempora
     return score(data.videos, decoded, "v1", data.excluded)
 
 
+RUN_MESSAGES = {"what": "the training run",
+                "way_out": "set output.root to another disk; --resume continues from the last saved epoch"}
+
+
 def _save(path: Path, payload: dict) -> None:
-    with writing(path):
+    with writing(path, **RUN_MESSAGES):
         path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda handle: torch.save(payload, handle))
+    atomic_write(path, lambda handle: torch.save(payload, handle), **RUN_MESSAGES)
 
 
 def load_checkpoint(path) -> dict:
@@ -165,7 +170,7 @@ class Trainer:
     def fit(self, resume: bool = False) -> TrainingResult:
         cfg = self.config.train
         last = self.checkpoints / "last.pt"
-        with writing(self.folder):
+        with writing(self.folder, **RUN_MESSAGES):
             self.folder.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)
         model = TemporalModel(self.embed_dim, self.config.temporal).to(self.device)

@@ -1,5 +1,7 @@
 import csv
+import errno
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -10,8 +12,9 @@ import train
 from common import config as config_io
 from common.errors import UserError
 from common.schema import Config
-from conftest import REPO
+from conftest import REPO, synthetic_overrides
 from data.annotations import AnnotationIndex
+from data.extraction import media_paths
 from data.synthetic import SyntheticSpec, make_synthetic_benchmark, make_synthetic_cache
 from models.similarity import cosine
 from models.temporal import TemporalModel, TemporalSettings, fused_scores
@@ -204,3 +207,37 @@ def test_published_selection_protocol_and_variants(separable, tmp_path):
                     ["temporal.fusion=arithmetic", "temporal.num_layers=2"]):
         _, results = _run(separable, tmp_path / "_".join(variant), "train.epochs=1", *variant)
         assert np.isfinite(results["history"][0]["train_loss"])
+
+
+def test_videos_left_out_of_any_split_are_reported(synthetic_bench, tmp_path, capsys):
+    media = tmp_path / "media"
+    shutil.copytree(synthetic_bench["media_root"], media)
+    index = AnnotationIndex.load(synthetic_bench["meta_csv"], synthetic_bench["label_json"])
+    for split, position in (("train", 2), ("val", 0)):
+        videos = index.videos(split)
+        wav, _ = media_paths(media, split, videos.categories[position], videos.vid_names[position])
+        wav.write_bytes(b"RIFF garbage")
+    overrides = synthetic_overrides({**synthetic_bench, "media_root": media}, tmp_path / "cache",
+                                    f"output.root={tmp_path / 'runs'}", "extract.skip_bad_media=true",
+                                    "train.epochs=1", "temporal.attn_dim=8", "temporal.ffn_dim=16",
+                                    "train.tensorboard=false")
+    train.main(overrides)
+    results = json.loads((tmp_path / "runs" / "v1_fine_tuning" / "results.json").read_text())
+    seen_unseen = {"train": (1, 0), "val": (int(index.videos("val").seen[0]), int(not index.videos("val").seen[0])),
+                   "test": (0, 0)}
+    assert results["excluded_videos_by_split"] == {
+        split: {"seen": s, "unseen": u, "total": s + u} for split, (s, u) in seen_unseen.items()}
+    out = capsys.readouterr().out
+    assert "1 train videos left out (seen 1, unseen 0): unreadable media; see the cache's train/excluded.csv" in out
+    assert "1 val videos left out" in out
+
+
+def test_a_full_disk_while_saving_a_checkpoint_is_one_message(separable, tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)
+    with pytest.raises(UserError, match=r"cannot write the training run at .*best.pt: the disk is full\. Free space "
+                                        r"or set output.root to another disk; --resume continues"):
+        _run(separable, tmp_path, "train.epochs=1")
+    assert not list((tmp_path / "runs" / "v1_fine_tuning" / "checkpoints").glob(".*tmp*"))

@@ -85,29 +85,42 @@ def write_scaled_annotations(meta_csv: Path, label_json: Path, split: str, facto
     return meta, label, len(out_rows)
 
 
-def run_case(kind: str, split: str, factor: int, meta_csv, label_json, work: Path) -> dict:
-    """One case, in this process: build its cache, then time and measure the work itself."""
-    import torch
-
+def case_config(kind: str, split: str, work: Path):
     from common import config as config_io
     from common.schema import Config
+
+    meta, label = work / "annotations" / "meta.csv", work / "annotations" / "labels.json"
+    return config_io.load(Config, REPO / "configs" / "v1_fine_tuning.yaml", [
+        f"data.meta_csv={meta}", f"data.label_json={label}", f"cache.dir={work / 'cache'}",
+        f"encoder.checkpoint={work / 'no_checkpoint_needed.pth'}", "device=cpu", "train.tensorboard=false",
+        f"eval.split={split}" if kind == "evaluate" else "eval.split=test", "output.plots=false",
+        f"output.root={work / 'runs'}"])
+
+
+def prepare_case(kind: str, split: str, factor: int, meta_csv, label_json, work: Path) -> int:
+    """Annotations and a synthetic cache for one case (made before, and apart from, the measurement)."""
+    from data.annotations import AnnotationIndex
+    from data.synthetic import make_synthetic_cache
+
+    meta, label, videos = write_scaled_annotations(meta_csv, label_json, split, factor, work / "annotations")
+    make_synthetic_cache(case_config(kind, split, work), AnnotationIndex.load(meta, label), splits=(split,))
+    return videos
+
+
+def run_case(kind: str, split: str, work: Path) -> dict:
+    """Measure one case in this (fresh) process: only the work itself."""
+    import torch
+
     from data.annotations import AnnotationIndex
     from data.feature_cache import FeatureCache
-    from data.synthetic import make_synthetic_cache
     from models.temporal import TemporalModel
     from pipeline import training
     from pipeline.evaluate import evaluate_training_free
     from pipeline.outputs import RunWriter
 
-    meta, label, videos = write_scaled_annotations(meta_csv, label_json, split, factor, work / "annotations")
-    config = config_io.load(Config, REPO / "configs" / "v1_fine_tuning.yaml", [
-        f"data.meta_csv={meta}", f"data.label_json={label}", f"cache.dir={work / 'cache'}",
-        f"encoder.checkpoint={work / 'no_checkpoint_needed.pth'}", "device=cpu", "train.tensorboard=false",
-        f"eval.split={split}" if kind == "evaluate" else "eval.split=test", "output.plots=false",
-        f"output.root={work / 'runs'}"])
-    index = AnnotationIndex.load(meta, label)
-    make_synthetic_cache(config, index, splits=(split,))
-    result = {"kind": kind, "split": split, "factor": factor, "videos": videos}
+    config = case_config(kind, split, work)
+    index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
+    result = {"anonymous_before_bytes": MemorySampler.status()["RssAnon"]}
     with MemorySampler() as memory:
         start = time.perf_counter()
         if kind == "evaluate":
@@ -119,13 +132,12 @@ def run_case(kind: str, split: str, factor: int, meta_csv, label_json, work: Pat
                 writer.write_results(config, evaluation)
             result["writer_seconds"] = time.perf_counter() - scored
         else:
-            cache_data = training.load_split(FeatureCache(config.cache.dir), index, "train",
-                                             index.seen_vocabulary)
-            text = torch.randn(len(index.seen_vocabulary), 1024)
+            data = training.load_split(FeatureCache(config.cache.dir), index, "train", index.seen_vocabulary)
+            text = torch.randn(len(index.seen_vocabulary), data.features.audio.shape[2])
             torch.manual_seed(0)
-            model = TemporalModel(1024, config.temporal)
+            model = TemporalModel(text.shape[1], config.temporal)
             optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
-            batches = training.SegmentBatches(cache_data, config.train.batch_size, 0, torch.device("cpu"))
+            batches = training.SegmentBatches(data, config.train.batch_size, 0, torch.device("cpu"))
             training.train_one_epoch(model, optimizer, batches.epoch(1), text, config.temporal,
                                      config.train.grad_clip)
         result["seconds"] = time.perf_counter() - start
@@ -138,21 +150,21 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--meta-csv", help="default: found as tools/annotation_files.py says")
     parser.add_argument("--label-json")
-    parser.add_argument("--case", nargs=3, metavar=("KIND", "SPLIT", "FACTOR"), help=argparse.SUPPRESS)
+    parser.add_argument("--case", nargs=2, metavar=("KIND", "SPLIT"), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    meta_csv, label_json = find_annotations(args.meta_csv, args.label_json)
     if args.case:
-        kind, split, factor = args.case
-        print(json.dumps(run_case(kind, split, int(factor), meta_csv, label_json, Path(args.work))))
+        print(json.dumps(run_case(*args.case, Path(args.work))))
         return
+    meta_csv, label_json = find_annotations(args.meta_csv, args.label_json)
     results = []
     for kind, split, factor in CASES:
         with tempfile.TemporaryDirectory() as work:
-            command = [sys.executable, __file__, "--meta-csv", str(meta_csv), "--label-json", str(label_json),
-                       "--case", kind, split, str(factor), "--work", work]
+            videos = prepare_case(kind, split, factor, meta_csv, label_json, Path(work))
+            command = [sys.executable, __file__, "--case", kind, split, "--work", work]
             done = subprocess.run(command, capture_output=True, text=True, check=True)
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+            results.append({"kind": kind, "split": split, "factor": factor, "videos": videos,
+                            **json.loads(done.stdout.strip().splitlines()[-1])})
     print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}; "
           "synthetic 1024-d float16 features, one fresh process per case")
     mb = 1 / 2 ** 20
@@ -160,7 +172,8 @@ def main(argv=None) -> None:
         what = "evaluation (scores + predictions.csv)" if first["kind"] == "evaluate" else "one training epoch"
         print(f"\n{what}, {first['split']} split x{first['factor']} vs x{second['factor']} "
               f"({first['videos']} vs {second['videos']} videos, data ratio {second['videos'] / first['videos']:.1f}):")
-        rows = [("time (s)", "seconds", 1), ("peak anonymous memory (MB)", "peak_anonymous_bytes", mb),
+        rows = [("time (s)", "seconds", 1), ("anonymous memory after imports (MB)", "anonymous_before_bytes", mb),
+                ("peak anonymous memory (MB)", "peak_anonymous_bytes", mb),
                 ("peak resident memory (MB)", "peak_resident_bytes", mb)]
         if "writer_seconds" in first:
             rows.insert(1, ("  of which predictions.csv + results (s)", "writer_seconds", 1))
