@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 
 DEMO := demo
 
-.PHONY: venv demo test bench clean-venv
+.PHONY: venv demo test bench gpu-check clean-venv
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,9 @@ test: venv
 
 bench: venv
 	$(BIN)/python tools/bench_metrics.py
+
+gpu-check: venv
+	$(BIN)/python tools/gpu_check.py --output runs/gpu_check
 
 clean-venv:
 	rm -rf $(VENV)

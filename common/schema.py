@@ -28,7 +28,7 @@ class DataConfig:
 class EncoderConfig:
     size: str = "huge"  # a file of models/imagebind_sizes/
     checkpoint: str = ".checkpoints/imagebind_huge.pth"  # or "random": seeded random weights (demo, tests)
-    precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # fp32 is the published precision
+    precision: Literal["fp32", "tf32", "bf16", "fp16"] = "fp32"  # fp32: IEEE float32, the published precision
     text_template: str = "{}"  # how a class name becomes text; "{}" = the name as it is
 
 
@@ -41,7 +41,7 @@ class CacheConfig:
 @dataclass(frozen=True)
 class ExtractConfig:
     batch_size: PositiveInt = 8  # videos per encoder call (10 segments each)
-    num_workers: Optional[NonNegativeInt] = None  # media decoding processes; null = min(8, CPU count)
+    num_workers: Optional[NonNegativeInt] = None  # media decoding processes; null = usable cores - 2 (per rank)
     chunk_size: PositiveInt = 256  # videos per durable chunk: what a killed run can lose
     skip_bad_media: bool = False  # true: leave unreadable videos out, report and count them
 

@@ -35,7 +35,7 @@ from data.feature_cache import (FORMAT_VERSION, RANDOM_CHECKPOINT, CacheError, F
 from data.preprocess import NUM_SEGMENTS, PREPROCESSING, MediaError, audio_segments, tokenize, video_frames
 from models.checkpoint import load_pretrained_imagebind, missing_checkpoint_message
 from models.imagebind import ImageBindSize, build_imagebind
-from models.segment_encoder import SegmentEncoder, resolve_device
+from models.segment_encoder import PRECISIONS, SegmentEncoder, resolve_device
 
 RANDOM_INIT_SEED = 0
 
@@ -57,7 +57,8 @@ def wanted_provenance(config: Config, remembered_checkpoint: dict | None = None)
     return {
         "format_version": FORMAT_VERSION,
         "encoder": {"family": "imagebind", "size": config.encoder.size, "out_embed_dim": size.out_embed_dim,
-                    "precision": config.encoder.precision},
+                    "precision": config.encoder.precision,
+                    "numerics": PRECISIONS[config.encoder.precision].record()},
         "checkpoint": identity,
         "preprocessing": PREPROCESSING,
         "dtype": config.cache.dtype,
@@ -65,9 +66,12 @@ def wanted_provenance(config: Config, remembered_checkpoint: dict | None = None)
 
 
 def build_encoder(config: Config, device: torch.device) -> SegmentEncoder:
+    """The configured encoder on ``device``. Random weights are drawn on the CPU, then moved:
+    CPU and CUDA generators give different numbers for one seed, and "random" must name one
+    model wherever it runs (a resumed extraction may run on another device type)."""
     if config.encoder.checkpoint == RANDOM_CHECKPOINT:
         torch.manual_seed(RANDOM_INIT_SEED)
-        model = build_imagebind(config.encoder.size, device)
+        model = build_imagebind(config.encoder.size, "cpu")
     else:
         model = load_pretrained_imagebind(config.encoder.size, config.encoder.checkpoint, device)
     return SegmentEncoder(model, device, config.encoder.precision)
@@ -141,8 +145,42 @@ def _chunk_path(work: Path, index: int) -> Path:
     return work / f"chunk_{index:06d}.npz"
 
 
-def _num_workers(configured) -> int:
-    return min(8, os.cpu_count() or 1) if configured is None else configured
+RESERVED_CORES = 2  # for the process that feeds the GPU (and its data-loader threads)
+BYTES_PER_VIDEO = 4 * (NUM_SEGMENTS * 128 * 204 + NUM_SEGMENTS * 3 * 224 * 224)  # float32 clips + frames
+PREFETCH_FACTOR = 2  # DataLoader's default: batches waiting per worker
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity, e.g. a container's or a job's share)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def num_workers(configured: int | None) -> int:
+    """``extract.num_workers``, or by default the usable cores but a couple, shared among the
+    torchrun ranks of this node (decoding takes 55-175 ms per video and core, so a GPU needs
+    many workers)."""
+    if configured is not None:
+        return configured
+    ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, (usable_cores() - RESERVED_CORES) // ranks_here)
+
+
+def shared_memory_free() -> int | None:
+    """Free bytes in /dev/shm, through which worker processes hand over their batches (None: no such folder)."""
+    return shutil.disk_usage("/dev/shm").free if os.path.isdir("/dev/shm") else None
+
+
+def _check_shared_memory(workers: int, batch_size: int) -> None:
+    if workers == 0:
+        return
+    needed = workers * PREFETCH_FACTOR * batch_size * BYTES_PER_VIDEO
+    free = shared_memory_free()
+    if free is not None and free < needed:
+        raise UserError(
+            f"/dev/shm has {free / 2 ** 20:.0f} MB free, but {workers} decoding workers with extract.batch_size="
+            f"{batch_size} hand over about {needed / 2 ** 20:.0f} MB of batches through it. Give the container "
+            f"more shared memory (docker run --shm-size={max(1, math.ceil(2 * needed / 2 ** 30))}g), or lower "
+            "extract.num_workers or extract.batch_size (num_workers: 0 decodes in this process).")
 
 
 def _unfinished_chunks(config: Config, videos: VideoSet, cache: FeatureCache) -> list[int]:
@@ -167,8 +205,10 @@ def _extract_chunks(config: Config, videos: VideoSet, cache: FeatureCache, encod
         positions += chunk
     if not positions:
         return
+    workers = num_workers(config.extract.num_workers)
+    _check_shared_memory(workers, config.extract.batch_size)
     loader = DataLoader(MediaDataset(videos, config.data.media_root, positions), batch_sampler=batches,
-                        num_workers=_num_workers(config.extract.num_workers), collate_fn=collate_media,
+                        num_workers=workers, collate_fn=collate_media,
                         pin_memory=encoder.device.type == "cuda", worker_init_fn=_decoding_worker)
     chunks: dict[int, _Chunk] = {}
     label = f"{videos.split}" + (f" [rank {process.rank}/{process.world_size}]" if process.world_size > 1 else "")
@@ -181,8 +221,7 @@ def _extract_chunks(config: Config, videos: VideoSet, cache: FeatureCache, encod
                                      "leave bad videos out and count them)")
                 _chunk_for(chunks, position, size, len(videos)).bad.append((position, reason))
             if items["positions"]:
-                audio = encoder.audio(items["audio"]).cpu().numpy()
-                vision = encoder.vision(items["frames"]).cpu().numpy()
+                audio, vision = (x.numpy() for x in encoder.segments(items["audio"], items["frames"]))
                 _check_finite(audio, vision, [videos.vid_names[p] for p in items["positions"]], config)
                 for i, position in enumerate(items["positions"]):
                     chunk = _chunk_for(chunks, position, size, len(videos))
@@ -375,10 +414,7 @@ def _extract_missing(config: Config, splits, process: Process, index: Annotation
     reasons = can_extract(config, todo)
     if reasons:
         raise CacheError("cannot extract features: " + "; ".join(reasons))
-    device = resolve_device(config.device)
-    if device.type == "cuda" and process.world_size > 1:
-        device = torch.device("cuda", process.local_rank)
-    encoder = build_encoder(config, device)
+    encoder = build_encoder(config, resolve_device(config.device, process.local_rank))
     if process.is_main and need_text:
         cache.write_text(names, encoder.text(tokenize(names, template)).cpu().numpy(), template, config.cache.dtype)
     for split in todo:

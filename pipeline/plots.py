@@ -66,9 +66,10 @@ def timelines_figure(evaluation: Evaluation, count: int = 8, run: str = ""):
     names = videos.vocabulary.names
     picks = np.unique(np.linspace(0, len(videos) - 1, min(count, len(videos))).round().astype(int))
     background = videos.vocabulary.background_index
+    truth, class_names = videos.segment_classes, videos.class_names  # derived arrays: once, not per video
     fig, axes = plt.subplots(len(picks), 1, figsize=(12, 1.5 * len(picks) + 1.0), squeeze=False)
     for ax, i in zip(axes[:, 0], picks):
-        rows = np.stack([videos.segment_classes[i], decoded.segment_labels[i]])
+        rows = np.stack([truth[i], decoded.segment_labels[i]])
         ax.imshow(np.where(rows == background, np.nan, rows), aspect="auto", cmap="tab20",
                   vmin=0, vmax=len(names) - 1, interpolation="nearest")
         for r, row in enumerate(rows):
@@ -78,7 +79,7 @@ def timelines_figure(evaluation: Evaluation, count: int = 8, run: str = ""):
         ax.set_yticks([0, 1], ["truth", "predicted"], fontsize=7)
         ax.set_xticks(range(rows.shape[1]), [f"{t}-{t + 1}s" for t in range(rows.shape[1])], fontsize=6)
         subset = "seen" if videos.seen[i] else "unseen"
-        ax.set_title(f"{videos.vid_names[i]} ({subset}, {videos.class_names[i]}): "
+        ax.set_title(f"{videos.vid_names[i]} ({subset}, {class_names[i]}): "
                      f"Seg-F1 {100 * evaluation.scores.segment_f1[i]:.0f}, "
                      f"Eve-F1 {100 * evaluation.scores.event_f1[i]:.0f}", fontsize=8, loc="left")
     fig.suptitle(f"{run + ': ' if run else ''}{evaluation.split}, {evaluation.strategy}, {len(picks)} of "

@@ -47,27 +47,45 @@ def load_split(cache: FeatureCache, index: AnnotationIndex, split: str, vocabula
 
 
 class SegmentBatches:
-    """Shuffled batches gathered from the memory-mapped cache; the order depends only on the
-    seed and the epoch, so a resumed run sees exactly the batches it would have seen."""
+    """Shuffled batches of a split's cached features; the order depends only on the seed and
+    the epoch, so a resumed run sees exactly the batches it would have seen.
 
-    def __init__(self, data: SplitData, batch_size: int, seed: int, device: torch.device):
+    ``resident`` (the default on a GPU): the split is read once, checked, and kept on the
+    device in the cache's dtype, so a step is an index into device memory instead of a
+    gather from the memory map and a copy. Otherwise batches are gathered from the memory
+    map each step (flat host memory however large the split). Both give the same values."""
+
+    def __init__(self, data: SplitData, batch_size: int, seed: int, device: torch.device,
+                 resident: bool | None = None):
         self.data = data
-        self.targets = torch.from_numpy(data.videos.segment_classes)
+        self.targets = torch.from_numpy(data.videos.segment_classes).to(device)
         self.batch_size = batch_size
         self.seed = seed
         self.device = device
+        self.resident = device.type == "cuda" if resident is None else resident
+        if self.resident:
+            dtype = getattr(torch, str(data.features.audio.dtype))
+            blocks = [data.features.gather(data.rows[start:start + 4096]) for start in range(0, len(data.rows), 4096)]
+            self.audio, self.vision = (torch.cat([torch.from_numpy(b[m]).to(device, dtype) for b in blocks])
+                                       if blocks else None for m in (0, 1))
 
     def __len__(self) -> int:
         return -(-len(self.data.rows) // self.batch_size)
+
+    def _batch(self, members: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.resident:
+            index = torch.from_numpy(members).to(self.device)
+            return self.audio[index].float(), self.vision[index].float()
+        audio, vision = self.data.features.gather(self.data.rows[members])
+        return torch.from_numpy(audio).to(self.device), torch.from_numpy(vision).to(self.device)
 
     def epoch(self, epoch: int):
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(len(self.data.rows), generator=generator).numpy()
         for start in range(0, len(order), self.batch_size):
             members = np.sort(order[start:start + self.batch_size])  # sorted: sequential reads
-            audio, vision = self.data.features.gather(self.data.rows[members])
-            yield (torch.from_numpy(audio).to(self.device), torch.from_numpy(vision).to(self.device),
-                   self.targets[members].to(self.device))
+            audio, vision = self._batch(members)
+            yield audio, vision, self.targets[torch.from_numpy(members).to(self.device)]
 
 
 def train_one_epoch(model, optimizer, batches, text: torch.Tensor, settings: TemporalSettings,

@@ -15,6 +15,18 @@ def _shared_dir() -> Path:
     return Path(os.environ.get("OVAVEL_SHARED", REPO.parent / "shared"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need CUDA: skipped, with the reason, where there is none."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none visible); run `make gpu-check` on a GPU machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def shared() -> Path:
     path = _shared_dir()

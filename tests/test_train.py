@@ -241,3 +241,17 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_message(separable, tmp_pat
                                         r"or set output.root to another disk; --resume continues"):
         _run(separable, tmp_path, "train.epochs=1")
     assert not list((tmp_path / "runs" / "v1_fine_tuning" / "checkpoints").glob(".*tmp*"))
+
+
+def test_device_resident_batches_equal_gathered_ones(separable):
+    config = _config(separable)
+    index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
+    data = training.load_split(training.FeatureCache(config.cache.dir), index, "train", index.seen_vocabulary)
+    resident = training.SegmentBatches(data, 32, 7, torch.device("cpu"), resident=True)
+    gathered = training.SegmentBatches(data, 32, 7, torch.device("cpu"), resident=False)
+    assert resident.audio.dtype == torch.float16  # kept in the cache's dtype
+    pairs = list(zip(resident.epoch(2), gathered.epoch(2)))
+    assert len(pairs) == len(gathered)
+    for one, other in pairs:
+        for x, y in zip(one, other):
+            assert torch.equal(x, y)

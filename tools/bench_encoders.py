@@ -1,37 +1,70 @@
 """Benchmark: ImageBind encoders on per-segment inputs (random weights, the real sizes).
 
-Prints segments/s per modality; a segment is one frame plus one 1 s audio clip. On a GPU,
-run it with ``--precisions fp32 bf16`` to compare the published precision with autocast.
+Prints frames/s, audio clips/s and segments/s (a segment is one frame plus one 1 s clip) for
+each precision, the arithmetic rate this reaches (FLOPs counted by PyTorch) and,
+for GPUs whose datasheet peak is listed below, the fraction of that peak.
 
     python tools/bench_encoders.py --size huge --batch 4 --device cpu
+    python tools/bench_encoders.py --size huge --batch 32 --precisions fp32 tf32 bf16   # a GPU
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import cli  # noqa: E402
 from models.imagebind import build_imagebind  # noqa: E402
-from models.segment_encoder import SegmentEncoder, resolve_device  # noqa: E402
+from models.segment_encoder import PRECISIONS, SegmentEncoder, resolve_device  # noqa: E402
+
+# Dense datasheet peaks in TFLOP/s: fp32 on CUDA cores, tf32 / bf16 / fp16 on tensor cores.
+PEAK_TFLOPS = {
+    "H200": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4},
+    "H100": {"fp32": 67.0, "tf32": 494.7, "bf16": 989.4, "fp16": 989.4},  # SXM
+    "A100": {"fp32": 19.5, "tf32": 156.0, "bf16": 312.0, "fp16": 312.0},
+    "L40S": {"fp32": 91.6, "tf32": 183.0, "bf16": 362.0, "fp16": 362.0},
+}
+
+
+def peak_tflops(device_name: str, precision: str) -> float | None:
+    for key, peaks in PEAK_TFLOPS.items():
+        if key in device_name:
+            return peaks[precision]
+    return None
 
 
 def _rate(fn, items: int, repeats: int, device: torch.device) -> float:
     fn()  # warm-up: kernels, allocator, autotuning
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     for _ in range(repeats):
         fn()
     if device.type == "cuda":
-        torch.cuda.synchronize()
+        torch.cuda.synchronize(device)  # the device that ran the work, not the default one
     return items * repeats / (time.perf_counter() - start)
+
+
+def flops_per_segment(size: str) -> dict[str, int]:
+    """FLOPs of one frame and one clip, as PyTorch's counter sees them (matmuls, convolutions,
+    attention), counted on the ``meta`` device: nothing is computed."""
+    model = build_imagebind(size, "meta")
+    flops = {}
+    for name, encode, shape in (("vision", model.encode_vision, (1, 3, 224, 224)),
+                                ("audio", model.encode_audio, (1, 1, 128, 204))):
+        with FlopCounterMode(display=False) as counter:
+            encode(torch.empty(shape, device="meta"))
+        flops[name] = counter.get_total_flops()
+    return flops
 
 
 def main(argv=None) -> None:
@@ -41,7 +74,8 @@ def main(argv=None) -> None:
                         "segments per batch on CPU")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precisions", nargs="+", default=["fp32"])
+    parser.add_argument("--precisions", nargs="+", default=["fp32"], choices=list(PRECISIONS))
+    parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
     device = resolve_device(args.device)
@@ -54,18 +88,30 @@ def main(argv=None) -> None:
     clips = torch.randn(videos, segments, 1, 128, 204, device=device)
     tokens = torch.randint(1, 49407, (68, 77), device=device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
-    print(f"device: {name} ({device.type}), torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"device: {name} ({device}), torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"model: ImageBind-{args.size}, random weights, built in {build:.1f} s; batch {videos}x{segments} segments")
+    flops = flops_per_segment(args.size)
+    print(f"work per segment: frame {flops['vision'] / 1e9:.1f} GFLOP, clip {flops['audio'] / 1e9:.1f} GFLOP "
+          f"({(flops['vision'] + flops['audio']) * 10 / 1e12:.2f} TFLOP per 10-segment video)")
     n = videos * segments
+    results = {"device": name, "size": args.size, "batch_segments": n, "flops_per_segment": flops, "precisions": {}}
     for precision in args.precisions:
         encoder = SegmentEncoder(model, device, precision)
         vision = _rate(lambda: encoder.vision(frames), n, args.repeats, device)
         audio = _rate(lambda: encoder.audio(clips), n, args.repeats, device)
         text = _rate(lambda: encoder.text(tokens), tokens.shape[0], args.repeats, device)
         both = 1 / (1 / vision + 1 / audio)
-        print(f"{precision}: vision {vision:8.2f} frames/s | audio {audio:8.2f} clips/s | "
-              f"segments (frame+clip) {both:8.2f}/s | text {text:8.1f} names/s")
+        tflops = both * (flops["vision"] + flops["audio"]) / 1e12
+        peak = peak_tflops(name, precision) if device.type == "cuda" else None
+        of_peak = f", {100 * tflops / peak:.0f}% of the {peak:g} TFLOP/s peak" if peak else ""
+        print(f"{precision}: vision {vision:8.2f} frames/s | audio {audio:8.2f} clips/s | segments (frame+clip) "
+              f"{both:8.2f}/s = {both / 10:7.2f} videos/s | text {text:8.1f} names/s | {tflops:7.2f} TFLOP/s{of_peak}")
+        results["precisions"][precision] = {"frames_per_s": vision, "clips_per_s": audio, "segments_per_s": both,
+                                            "names_per_s": text, "tflops": tflops,
+                                            "fraction_of_peak": tflops / peak if peak else None}
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

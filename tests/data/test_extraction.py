@@ -317,3 +317,75 @@ def test_bad_media_message_names_the_video_plainly(synthetic_bench, tmp_path):
     with pytest.raises(MediaError) as err:
         extract(synthetic_config(bench, tmp_path / "cache"), ["test"])
     assert f"(video '{bad_vid}' of the test split" in str(err.value) and "np.str_" not in str(err.value)
+
+
+SIMULATED_ONE_GPU = """
+import torch
+torch.cuda.is_available = lambda: True
+torch.cuda.device_count = lambda: 1
+
+
+def _set_device(device):
+    index = device if isinstance(device, int) else torch.device(device).index
+    if index is None or index >= 1:
+        raise RuntimeError("CUDA error: invalid device ordinal")
+
+
+torch.cuda.set_device = _set_device
+"""
+
+
+@pytest.mark.slow
+def test_torchrun_on_a_machine_with_one_gpu_and_device_cpu(synthetic_bench, reference_cache, tmp_path):
+    """Two ranks on a (simulated) one-GPU machine: they coordinate over gloo and never ask for
+    a GPU of their own when the config says cpu."""
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SIMULATED_ONE_GPU)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "site"), os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(_extract_command(synthetic_bench, tmp_path / "cache", torchrun=True), cwd=REPO,
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _assert_same_cache(FeatureCache(tmp_path / "cache"), reference_cache)
+
+
+def test_random_weights_are_drawn_on_the_cpu_whatever_the_device(synthetic_bench, tmp_path, monkeypatch):
+    config = synthetic_config(synthetic_bench, tmp_path / "cache")
+    built = {}
+
+    class Recorder:
+        def __init__(self, model, device, precision):
+            built.update(model=model, device=device)
+
+    monkeypatch.setattr(extraction, "SegmentEncoder", Recorder)
+    extraction.build_encoder(config, torch.device("cuda", 0))
+    assert built["device"] == torch.device("cuda", 0)
+    torch.manual_seed(extraction.RANDOM_INIT_SEED)
+    on_cpu = extraction.build_imagebind(config.encoder.size, "cpu")
+    for name, tensor in on_cpu.state_dict().items():
+        assert built["model"].state_dict()[name].device.type == "cpu"
+        assert torch.equal(built["model"].state_dict()[name], tensor), name
+
+
+def test_decoding_workers_default_to_the_usable_cores_and_need_shared_memory(monkeypatch):
+    monkeypatch.setattr(extraction, "usable_cores", lambda: 16)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert extraction.num_workers(None) == 14 and extraction.num_workers(3) == 3
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # four torchrun ranks on this node share the cores
+    assert extraction.num_workers(None) == 3
+    monkeypatch.setattr(extraction, "usable_cores", lambda: 2)
+    assert extraction.num_workers(None) == 1
+    monkeypatch.setattr(extraction, "shared_memory_free", lambda: 64 * 2 ** 20)  # a default container
+    with pytest.raises(UserError, match=r"/dev/shm has 64 MB free, but 14 decoding workers with "
+                                        r"extract.batch_size=8 hand over about 1\d\d\d MB .*--shm-size=\dg.*"
+                                        r"num_workers: 0"):
+        extraction._check_shared_memory(14, 8)
+    extraction._check_shared_memory(0, 8)  # no workers: nothing goes through /dev/shm
+    monkeypatch.setattr(extraction, "shared_memory_free", lambda: None)
+    extraction._check_shared_memory(14, 8)
+
+
+def test_provenance_records_the_numerics(synthetic_bench, tmp_path):
+    config = synthetic_config(synthetic_bench, tmp_path / "cache", "encoder.precision=tf32")
+    encoder = extraction.wanted_provenance(config)["encoder"]
+    assert encoder["precision"] == "tf32"
+    assert encoder["numerics"] == {"autocast": None, "fp32_matmul": "tf32", "fp32_conv": "tf32"}

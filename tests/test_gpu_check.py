@@ -1,0 +1,29 @@
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+from tools import bench_encoders
+
+
+@pytest.mark.slow
+def test_the_gpu_check_runs_through_on_the_cpu(tmp_path):
+    """The prepared GPU check, run on the CPU with the tiny encoder: every step works end to end
+    (on a GPU the same script measures the real thing)."""
+    result = subprocess.run([sys.executable, str(REPO / "tools" / "gpu_check.py"), "--output", str(tmp_path),
+                             "--device", "cpu", "--size", "tiny", "--batch", "2"],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = (tmp_path / "summary.md").read_text()
+    assert "| fp32 |" in summary and "| tf32 |" in summary and "| bf16 |" in summary
+    assert "largest difference between the caches: 0" in summary
+    assert "all checks passed" in summary
+
+
+def test_fraction_of_peak_uses_the_datasheet_peak_of_the_gpu():
+    assert bench_encoders.peak_tflops("NVIDIA H200", "bf16") == 989.4
+    assert bench_encoders.peak_tflops("NVIDIA A100-SXM4-80GB", "tf32") == 156.0
+    assert bench_encoders.peak_tflops("Some Other GPU", "fp32") is None
+    flops = bench_encoders.flops_per_segment("huge")  # counted on the meta device: instant
+    assert 3.7e12 < 10 * (flops["vision"] + flops["audio"]) < 3.8e12
