@@ -72,11 +72,12 @@ def select_encoder_weights(state: dict, expected: dict, source: str) -> dict[str
     return {name: state[name] for name in expected}
 
 
-def load_pretrained_imagebind(size: str | ImageBindSize, checkpoint, device="cpu") -> ImageBind:
+def load_pretrained_imagebind(size: str | ImageBindSize, checkpoint, device="cpu",
+                              audio_drop_path: float = 0.0) -> ImageBind:
     """ImageBind of ``size`` with the checkpoint's weights, frozen, in eval mode, on ``device``."""
     size = ImageBindSize.named(size) if isinstance(size, str) else size
     with torch.device("meta"):
-        model = ImageBind(size)
+        model = ImageBind(size, audio_drop_path)
     weights = select_encoder_weights(read_state_dict(checkpoint), model.state_dict(), str(checkpoint))
     model.load_state_dict(weights, strict=True, assign=True)
     return model.to(device).eval().requires_grad_(False)

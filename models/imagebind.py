@@ -4,7 +4,10 @@ official ``imagebind_huge.pth`` without any key mapping.
 Module and parameter names follow the official state dict
 (``modality_preprocessors.*``, ``modality_trunks.*``, ``modality_heads.*``,
 ``modality_postprocessors.*``). Sizes are data: ``models/imagebind_sizes/<name>.json``.
-The encoders are frozen in every OV-AVEL baseline, so there is no drop path and no dropout.
+The encoders are frozen in every OV-AVEL baseline. The one training-time behaviour that still
+matters is the audio trunk's stochastic depth (``audio_drop_path``): the published fine-tuning
+runs the frozen model in train mode, so its audio features are a fresh random draw every
+epoch. It is active only in train mode and only in the audio trunk, as in the official model.
 Attention runs through ``F.scaled_dot_product_attention`` (``models/attention.py``).
 """
 
@@ -106,32 +109,69 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-    """Pre-norm transformer block."""
+    """Pre-norm transformer block, with stochastic depth (``drop_path``) in train mode."""
 
-    def __init__(self, dim: int, num_heads: int, bias_kv: bool):
+    def __init__(self, dim: int, num_heads: int, bias_kv: bool, drop_path: float = 0.0):
         super().__init__()
         self.attn = Attention(dim, num_heads, bias_kv)
         self.norm_1 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim)
         self.norm_2 = nn.LayerNorm(dim, eps=1e-6)
+        self.drop_path = drop_path
 
-    def forward(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
-        x = x + self.attn(self.norm_1(x), causal)
-        return x + self.mlp(self.norm_2(x))
+    @property
+    def drops(self) -> bool:
+        return self.training and self.drop_path > 0
+
+    def _drop(self, branch: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """Stochastic depth of a ``[B, L, D]`` branch. The official trunk runs sequence-first
+        (``[L, B, D]``), so timm's per-"sample" ``DropPath`` draws one Bernoulli(keep) per
+        *token*, shared by the whole batch, from the global generator, divided by keep (pinned
+        by the golden train-mode outputs). ``mask`` (``[B, L]`` multipliers) replaces the draw."""
+        if not self.drops:
+            return branch
+        if mask is None:
+            keep = 1 - self.drop_path
+            mask = branch.new_empty((branch.shape[1], 1)).bernoulli_(keep).div_(keep)
+            return branch * mask
+        return branch * mask[..., None]
+
+    def forward(self, x: torch.Tensor, causal: bool, masks: torch.Tensor | None = None) -> torch.Tensor:
+        """``masks``: ``[B, 2, L]`` token multipliers of the attention and MLP branches (drawn when None)."""
+        x = x + self._drop(self.attn(self.norm_1(x), causal), None if masks is None else masks[:, 0])
+        return x + self._drop(self.mlp(self.norm_2(x)), None if masks is None else masks[:, 1])
+
+
+def drop_path_rates(rate: float, num_blocks: int) -> list[float]:
+    """The official progressive rates: linspace(0, rate, blocks) in float32, as Python floats."""
+    return [r.item() for r in torch.linspace(0, rate, num_blocks, device="cpu")]
 
 
 class Trunk(nn.Module):
-    def __init__(self, dim: int, num_blocks: int, num_heads: int, pre_norm: bool, bias_kv: bool, causal: bool):
+    def __init__(self, dim: int, num_blocks: int, num_heads: int, pre_norm: bool, bias_kv: bool, causal: bool,
+                 drop_path: float = 0.0):
         super().__init__()
         self.pre_transformer_layer = nn.Sequential(nn.LayerNorm(dim, eps=1e-6)) if pre_norm else None
-        self.blocks = nn.ModuleList(Block(dim, num_heads, bias_kv) for _ in range(num_blocks))
+        self.blocks = nn.ModuleList(Block(dim, num_heads, bias_kv, rate)
+                                    for rate in drop_path_rates(drop_path, num_blocks))
         self.causal = causal
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def drop_keep_probabilities(self) -> list[float]:
+        """Keep probability of each mask column :meth:`forward` takes: attention then MLP of
+        every block with a drop rate above 0, blocks in order."""
+        return [1 - block.drop_path for block in self.blocks if block.drop_path > 0 for _ in range(2)]
+
+    def forward(self, x: torch.Tensor, masks: torch.Tensor | None = None) -> torch.Tensor:
+        """``masks``: ``[B, len(drop_keep_probabilities()), L]`` token multipliers for train mode
+        (None: drawn from the global generator, as the official model)."""
         if self.pre_transformer_layer is not None:
             x = self.pre_transformer_layer(x)
+        column = 0
         for block in self.blocks:
-            x = block(x, self.causal)
+            block_masks = None
+            if masks is not None and block.drop_path > 0:
+                block_masks, column = masks[:, column:column + 2], column + 2
+            x = block(x, self.causal, block_masks)
         return x
 
 
@@ -234,9 +274,10 @@ class ImageBind(nn.Module):
     """The vision, audio and text towers of ImageBind. Outputs are what the official model
     returns: vision unit-norm, audio unit-norm x 20, text unit-norm x its logit scale."""
 
-    def __init__(self, size: ImageBindSize):
+    def __init__(self, size: ImageBindSize, audio_drop_path: float = 0.0):
         super().__init__()
         self.size = size
+        self.audio_drop_path = audio_drop_path
         s = size
         audio_patches = ((AUDIO_MEL_BINS - AUDIO_KERNEL) // AUDIO_STRIDE + 1) * (
             (AUDIO_FRAMES - AUDIO_KERNEL) // AUDIO_STRIDE + 1)
@@ -252,7 +293,7 @@ class ImageBind(nn.Module):
             "text": Trunk(s.text_embed_dim, s.text_num_blocks, s.text_num_heads,
                           pre_norm=False, bias_kv=False, causal=True),
             "audio": Trunk(s.audio_embed_dim, s.audio_num_blocks, s.audio_num_heads,
-                           pre_norm=False, bias_kv=True, causal=False),
+                           pre_norm=False, bias_kv=True, causal=False, drop_path=audio_drop_path),
         })
         self.modality_heads = nn.ModuleDict({
             "vision": _cls_head(s.vision_embed_dim, s.out_embed_dim),
@@ -265,8 +306,8 @@ class ImageBind(nn.Module):
             "audio": nn.Sequential(Normalize(), LogitScale(AUDIO_LOGIT_SCALE)),
         })
 
-    def _encode(self, modality: str, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.modality_trunks[modality](self.modality_preprocessors[modality](x))
+    def _encode(self, modality: str, x: torch.Tensor, drop_masks: torch.Tensor | None = None) -> torch.Tensor:
+        tokens = self.modality_trunks[modality](self.modality_preprocessors[modality](x), drop_masks)
         head = self.modality_heads[modality]
         embedded = head(tokens, x) if modality == "text" else head(tokens)
         return self.modality_postprocessors[modality](embedded)
@@ -275,18 +316,26 @@ class ImageBind(nn.Module):
         """``[B, 3, 224, 224]`` normalised frames -> ``[B, D]``."""
         return self._encode("vision", images)
 
-    def encode_audio(self, spectrograms: torch.Tensor) -> torch.Tensor:
-        """``[B, 1, 128, 204]`` normalised fbank clips -> ``[B, D]``."""
-        return self._encode("audio", spectrograms)
+    def encode_audio(self, spectrograms: torch.Tensor, drop_masks: torch.Tensor | None = None) -> torch.Tensor:
+        """``[B, 1, 128, 204]`` normalised fbank clips -> ``[B, D]``. In train mode with
+        ``audio_drop_path`` > 0, stochastic depth is applied; ``drop_masks`` (``[B, columns,
+        audio_tokens]``, see :meth:`Trunk.forward`) replaces its draws from the global generator."""
+        return self._encode("audio", spectrograms, drop_masks)
+
+    @property
+    def audio_tokens(self) -> int:
+        """Tokens in the audio trunk (patches + class token): the length of a drop mask."""
+        return self.modality_preprocessors["audio"].pos_embedding_helper.pos_embed.shape[1]
 
     def encode_text(self, tokens: torch.Tensor) -> torch.Tensor:
         """``[K, 77]`` CLIP BPE tokens -> ``[K, D]``."""
         return self._encode("text", tokens)
 
 
-def build_imagebind(size: str | ImageBindSize, device: str | torch.device = "cpu") -> ImageBind:
+def build_imagebind(size: str | ImageBindSize, device: str | torch.device = "cpu",
+                    audio_drop_path: float = 0.0) -> ImageBind:
     """A randomly initialised ImageBind of a named size, in eval mode (frozen)."""
     size = ImageBindSize.named(size) if isinstance(size, str) else size
     with torch.device(device):
-        model = ImageBind(size)
+        model = ImageBind(size, audio_drop_path)
     return model.eval().requires_grad_(False)

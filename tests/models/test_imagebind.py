@@ -108,3 +108,56 @@ def test_bf16_autocast_stays_close_to_fp32():
     assert torch.nn.functional.cosine_similarity(fp32, bf16, dim=-1).min() > 0.99
     with pytest.raises(UserError, match="unknown precision 'fp8'"):
         SegmentEncoder(model, torch.device("cpu"), "fp8")
+
+
+@pytest.fixture(scope="module")
+def train_mode_reference(shared):
+    return torch.load(shared / "golden" / "imagebind_small_audio_train_mode.pt", weights_only=True)
+
+
+def test_audio_stochastic_depth_equals_the_reference_in_train_mode(small_reference, train_mode_reference):
+    golden = train_mode_reference
+    rate = golden["config"]["audio_drop_path"]
+    model = build_imagebind(_reference_size(small_reference), audio_drop_path=rate)
+    model.load_state_dict(small_reference["state_dict"], strict=True)
+    trunk = model.modality_trunks["audio"]
+    assert [block.drop_path for block in trunk.blocks] == golden["drop_path_rates"]
+    assert all(block.drop_path == 0 for name in ("vision", "text") for block in model.modality_trunks[name].blocks)
+    clips = golden["inputs"]["audio"]
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode_audio(clips), golden["eval_output"], rtol=1e-5, atol=1e-5)
+        model.train()
+        draws = {}
+        for seed, expected in golden["train_outputs"].items():
+            torch.manual_seed(seed)
+            draws[seed] = model.encode_audio(clips)
+            torch.testing.assert_close(draws[seed], expected, rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(draws[0], draws[1])  # the draws differ: stochastic depth is active
+        model.eval()
+        torch.testing.assert_close(model.encode_audio(clips), golden["eval_output"], rtol=1e-5, atol=1e-5)
+
+
+def test_given_drop_masks_replace_the_draws(small_reference, train_mode_reference):
+    model = build_imagebind(_reference_size(small_reference), audio_drop_path=0.1)
+    model.load_state_dict(small_reference["state_dict"], strict=True)
+    keep = model.modality_trunks["audio"].drop_keep_probabilities()
+    assert keep == [1 - train_mode_reference["drop_path_rates"][1]] * 2  # block 0 has rate 0: no columns
+    clips = train_mode_reference["inputs"]["audio"]
+    shape = (len(clips), len(keep), model.audio_tokens)
+    with torch.no_grad():
+        model.eval()
+        plain = model.encode_audio(clips)
+        model.train()
+        torch.manual_seed(0)
+        first = torch.rand(1)
+        torch.manual_seed(0)
+        ones = model.encode_audio(clips, torch.ones(shape))
+        assert torch.equal(torch.rand(1), first)  # given masks consume no random numbers
+        dropped = model.encode_audio(clips, torch.zeros(shape))
+        one_clip = torch.ones(shape)
+        one_clip[2] = 0
+        mixed = model.encode_audio(clips, one_clip)
+    torch.testing.assert_close(ones, plain, rtol=1e-5, atol=1e-5)  # every branch kept, unscaled
+    assert not torch.allclose(dropped, plain)
+    torch.testing.assert_close(mixed[2], dropped[2], rtol=1e-5, atol=1e-5)  # masks are per clip
+    torch.testing.assert_close(mixed[[0, 1, 3, 4, 5]], plain[[0, 1, 3, 4, 5]], rtol=1e-5, atol=1e-5)
