@@ -8,8 +8,9 @@ import torch.nn.functional as F
 
 
 def multi_head_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, num_heads: int,
-                         causal: bool = False) -> torch.Tensor:
-    """``[B, L, H*d]`` query, ``[B, S, H*d]`` key/value -> ``[B, L, H*d]``, heads side by side."""
+                         causal: bool = False, scale: float | None = None) -> torch.Tensor:
+    """``[B, L, H*d]`` query, ``[B, S, H*d]`` key/value -> ``[B, L, H*d]``, heads side by side.
+    ``scale``: of the logits; None = 1/sqrt(d), SDPA's default."""
     heads = lambda t: t.unflatten(-1, (num_heads, -1)).transpose(1, 2)  # noqa: E731
-    out = F.scaled_dot_product_attention(heads(query), heads(key), heads(value), is_causal=causal)
+    out = F.scaled_dot_product_attention(heads(query), heads(key), heads(value), is_causal=causal, scale=scale)
     return out.transpose(1, 2).flatten(2)

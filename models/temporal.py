@@ -4,11 +4,24 @@ fused audio-visual-text score the fine-tuning baseline trains and decodes with.
 The paper's best setting: per modality one post-norm block of single-head self-attention
 (1024 -> 256 query / key / value, 256 -> 1024 output) and a 1024 -> 512 -> 1024 ReLU
 feed-forward with dropout 0.1. Variants (more layers, heads, cross-modal attention, a linear
-layer, arithmetic fusion) are config keys, not code changes.
+layer, arithmetic fusion) are config keys, not code changes. Every variant follows the
+published module by default:
+
+- one block is built and deep-copied for every layer, stack and modality, so all start equal
+  (``init: independent`` draws each anew);
+- attention logits are scaled by 1/sqrt(attn_dim) whatever the number of heads
+  (``attention_scale: head``: 1/sqrt(attn_dim / heads), the usual choice);
+- cross-attention stacks attend to the other modality's *original* segment embeddings
+  (``cross_context: previous``: to its previous layer's output);
+- ``both`` runs a self- and a cross-attention stack side by side from the same input and
+  combines them by ``both_combine``: their sum, their mean, or a learned weight
+  sigmoid(alpha) * self + (1 - sigmoid(alpha)) * cross with alpha starting at 0.
 """
 
 from __future__ import annotations
 
+import copy
+import math
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -20,6 +33,7 @@ from models.attention import multi_head_attention
 
 Attention = Literal["self", "cross", "both"]
 Fusion = Literal["geometric", "arithmetic"]
+LAYOUT = 2  # parameter layout of TemporalModel, stored with every checkpoint
 
 
 @dataclass(frozen=True)
@@ -32,21 +46,32 @@ class TemporalSettings:
     ffn_dim: Annotated[int, Range(1)] = 512
     dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.1
     fusion: Fusion = "geometric"  # geometric: sqrt(relu(cos_a * cos_v)) as published; arithmetic: the mean
+    init: Literal["shared", "independent"] = "shared"  # shared: every block a copy of one, as published
+    attention_scale: Literal["model", "head"] = "model"  # model: 1/sqrt(attn_dim), as published
+    cross_context: Literal["original", "previous"] = "original"  # what cross-attention reads
+    both_combine: Literal["sum", "mean", "learned"] = "sum"  # how `both` joins its two stacks
+    arithmetic_minmax: bool = False  # train arithmetic fusion on min-max normalised scores (published: no)
 
     def __post_init__(self):
         if self.attn_dim % self.num_heads:
             raise InvalidValue("num_heads", f"{self.num_heads} heads do not divide attn_dim {self.attn_dim}; "
                                             "choose a divisor of attn_dim")
 
+    @property
+    def scale(self) -> float:
+        width = self.attn_dim if self.attention_scale == "model" else self.attn_dim // self.num_heads
+        return 1 / math.sqrt(width)
+
 
 class AttentionSublayer(nn.Module):
     """Attention from ``x`` to ``context`` through a narrower space, residual, post-LayerNorm."""
 
-    def __init__(self, dim: int, attn_dim: int, num_heads: int):
+    def __init__(self, dim: int, attn_dim: int, num_heads: int, scale: float):
         super().__init__()
         if attn_dim % num_heads:
             raise ValueError(f"attn_dim {attn_dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
+        self.scale = scale
         self.query = nn.Linear(dim, attn_dim)
         self.key_value = nn.Linear(dim, 2 * attn_dim)
         self.out = nn.Linear(attn_dim, dim)
@@ -54,7 +79,8 @@ class AttentionSublayer(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         key, value = self.key_value(context).chunk(2, dim=-1)
-        return self.norm(x + self.out(multi_head_attention(self.query(x), key, value, self.num_heads)))
+        attended = multi_head_attention(self.query(x), key, value, self.num_heads, scale=self.scale)
+        return self.norm(x + self.out(attended))
 
 
 class FeedForwardSublayer(nn.Module):
@@ -68,59 +94,105 @@ class FeedForwardSublayer(nn.Module):
 
 
 class TemporalBlock(nn.Module):
+    """Attention (to itself or to another sequence), then feed-forward."""
+
     def __init__(self, dim: int, settings: TemporalSettings):
         super().__init__()
-        s = settings
-        attention = lambda: AttentionSublayer(dim, s.attn_dim, s.num_heads)  # noqa: E731
-        self.self_attention = attention() if s.attention in ("self", "both") else None
-        self.cross_attention = attention() if s.attention in ("cross", "both") else None
-        self.feed_forward = FeedForwardSublayer(dim, s.ffn_dim, s.dropout)
+        self.attention = AttentionSublayer(dim, settings.attn_dim, settings.num_heads, settings.scale)
+        self.feed_forward = FeedForwardSublayer(dim, settings.ffn_dim, settings.dropout)
 
-    def forward(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        if self.self_attention is not None:
-            x = self.self_attention(x, x)
-        if self.cross_attention is not None:
-            x = self.cross_attention(x, other)
-        return self.feed_forward(x)
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.feed_forward(self.attention(x, context))
 
 
 class LinearBlock(nn.Module):
     """A per-segment linear map: the no-temporal-context ablation."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, settings: TemporalSettings | None = None):
         super().__init__()
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         return self.proj(x)
 
 
 class TemporalModel(nn.Module):
-    """Each modality has its own stack; with cross attention the stacks read each other's
-    previous layer's output."""
+    """Per modality a main stack (self-attention, or cross-attention when ``attention`` is
+    cross) and, for ``both``, a cross-attention stack beside it."""
 
     def __init__(self, dim: int, settings: TemporalSettings):
         super().__init__()
         if settings.num_layers < 1:
             raise ValueError("temporal.num_layers must be at least 1")
-        make = (lambda: TemporalBlock(dim, settings)) if settings.kind == "transformer" else (lambda: LinearBlock(dim))
-        self.audio_layers = nn.ModuleList(make() for _ in range(settings.num_layers))
-        self.visual_layers = nn.ModuleList(make() for _ in range(settings.num_layers))
+        block_type = TemporalBlock if settings.kind == "transformer" else LinearBlock
+        prototype = block_type(dim, settings)
+        make = (lambda: copy.deepcopy(prototype)) if settings.init == "shared" else (lambda: block_type(dim, settings))
+        stack = lambda: nn.ModuleList(make() for _ in range(settings.num_layers))  # noqa: E731
         self.settings = settings
+        self.audio_layers, self.visual_layers = stack(), stack()
+        self.parallel = settings.kind == "transformer" and settings.attention == "both"
+        if self.parallel:
+            self.audio_cross_layers, self.visual_cross_layers = stack(), stack()
+            if settings.both_combine == "learned":
+                self.audio_alpha = nn.Parameter(torch.zeros(1))
+                self.visual_alpha = nn.Parameter(torch.zeros(1))
 
-    def forward(self, audio: torch.Tensor, vision: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        for audio_layer, visual_layer in zip(self.audio_layers, self.visual_layers):
-            audio, vision = audio_layer(audio, vision), visual_layer(vision, audio)
+    def _cross(self, audio_layers, visual_layers, audio, vision):
+        """Cross-attention stacks of both modalities, reading the other's original input or its
+        previous layer's output."""
+        original_audio, original_vision = audio, vision
+        for audio_layer, visual_layer in zip(audio_layers, visual_layers):
+            if self.settings.cross_context == "original":
+                audio, vision = audio_layer(audio, original_vision), visual_layer(vision, original_audio)
+            else:
+                audio, vision = audio_layer(audio, vision), visual_layer(vision, audio)
         return audio, vision
 
+    @staticmethod
+    def _self(layers, x):
+        for layer in layers:
+            x = layer(x, x)
+        return x
 
-def fused_scores(sim_audio: torch.Tensor, sim_visual: torch.Tensor, fusion: Fusion, eps: float = 1e-8) -> torch.Tensor:
-    """Per-segment class scores, min-max normalised over classes. ``eps`` keeps a segment whose
-    scores are all equal finite in training (the decoder keeps the published 0/0)."""
+    def _combine(self, own: torch.Tensor, cross: torch.Tensor, alpha: torch.Tensor | None) -> torch.Tensor:
+        combine = self.settings.both_combine
+        if combine == "sum":
+            return own + cross
+        if combine == "mean":
+            return (own + cross) / 2
+        weight = torch.sigmoid(alpha)
+        return weight * own + (1 - weight) * cross
+
+    def forward(self, audio: torch.Tensor, vision: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.settings.kind == "transformer" and self.settings.attention == "cross":
+            return self._cross(self.audio_layers, self.visual_layers, audio, vision)
+        own_audio, own_vision = self._self(self.audio_layers, audio), self._self(self.visual_layers, vision)
+        if not self.parallel:
+            return own_audio, own_vision
+        cross_audio, cross_vision = self._cross(self.audio_cross_layers, self.visual_cross_layers, audio, vision)
+        learned = self.settings.both_combine == "learned"
+        return (self._combine(own_audio, cross_audio, self.audio_alpha if learned else None),
+                self._combine(own_vision, cross_vision, self.visual_alpha if learned else None))
+
+
+def fused_scores(sim_audio: torch.Tensor, sim_visual: torch.Tensor, fusion: Fusion, eps: float = 1e-8,
+                 normalise: bool = True) -> torch.Tensor:
+    """Per-segment class scores, min-max normalised over classes unless ``normalise`` is false.
+    ``eps`` keeps a segment whose scores are all equal finite in training (the decoder keeps
+    the published 0/0)."""
     if fusion == "geometric":
         score = torch.sqrt(torch.relu(sim_audio * sim_visual))
     else:
         score = (sim_audio + sim_visual) / 2
+    if not normalise:
+        return score
     low = score.min(dim=-1, keepdim=True).values
     high = score.max(dim=-1, keepdim=True).values
     return (score - low) / (high - low + eps)
+
+
+def training_scores(sim_audio: torch.Tensor, sim_visual: torch.Tensor, settings: TemporalSettings) -> torch.Tensor:
+    """The logits of the training loss: fused scores, min-max normalised except for arithmetic
+    fusion, which the published code trains on the plain mean of the cosines."""
+    normalise = settings.fusion == "geometric" or settings.arithmetic_minmax
+    return fused_scores(sim_audio, sim_visual, settings.fusion, normalise=normalise)

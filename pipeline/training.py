@@ -28,7 +28,7 @@ from data.feature_cache import FeatureCache, SplitFeatures
 from models.decoders import decode_fine_tuning
 from models.segment_encoder import resolve_device
 from models.similarity import cosine, segment_similarities
-from models.temporal import TemporalModel, TemporalSettings, fused_scores
+from models.temporal import LAYOUT, TemporalModel, TemporalSettings, training_scores
 from pipeline.evaluate import Evaluation, cached_videos, score, subset_counts
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "selection_split", "accuracy", "segment_f1", "event_f1", "average", "seconds")
@@ -94,7 +94,7 @@ def train_one_epoch(model, optimizer, batches, text: torch.Tensor, settings: Tem
     total, count = torch.zeros((), device=text.device), 0
     for audio, vision, targets in batches:
         audio, vision = model(audio, vision)
-        scores = fused_scores(cosine(audio, text), cosine(vision, text), settings.fusion)
+        scores = training_scores(cosine(audio, text), cosine(vision, text), settings)
         loss = F.cross_entropy(scores.flatten(0, 1), targets.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -135,9 +135,17 @@ def load_checkpoint(path) -> dict:
         raise UserError(f"cannot read checkpoint {path}: {err}") from None
 
 
-def model_from_checkpoint(checkpoint: dict, device) -> TemporalModel:
-    settings = TemporalSettings(**checkpoint["temporal"])
-    model = TemporalModel(checkpoint["embed_dim"], settings).to(device)
+def checkpoint_settings(checkpoint: dict, path) -> TemporalSettings:
+    """The temporal settings a checkpoint was trained with; a checkpoint of the earlier layout
+    (before the published forms) is refused rather than read with other semantics."""
+    if checkpoint.get("layout") != LAYOUT:
+        raise UserError(f"{path} holds temporal layers of an earlier layout (before the published cross/both "
+                        "forms, attention scale and shared initialisation); train it again with this version")
+    return TemporalSettings(**checkpoint["temporal"])
+
+
+def model_from_checkpoint(checkpoint: dict, device, path="checkpoint") -> TemporalModel:
+    model = TemporalModel(checkpoint["embed_dim"], checkpoint_settings(checkpoint, path)).to(device)
     model.load_state_dict(checkpoint["model"])
     return model
 
@@ -172,7 +180,7 @@ class Trainer:
 
     def _payload(self, model, epoch: int, metrics: dict) -> dict:
         return {"model": model.state_dict(), "temporal": dataclasses.asdict(self.config.temporal),
-                "embed_dim": self.embed_dim, "config": to_dict(self.config), "epoch": epoch, "metrics": metrics}
+                "layout": LAYOUT, "embed_dim": self.embed_dim, "config": to_dict(self.config), "epoch": epoch, "metrics": metrics}
 
     def _write_history(self, records: list, mode: str) -> None:
         """``mode`` "w": history.csv from scratch (a resume rewrites it from the checkpoint, so
@@ -283,7 +291,7 @@ def evaluate_checkpoint(config: Config, checkpoint_path, split: str) -> Checkpoi
     if checkpoint["embed_dim"] != text.shape[1]:
         raise UserError(f"{checkpoint_path} was trained on {checkpoint['embed_dim']}-d features but the cache at "
                         f"{cache.root} holds {text.shape[1]}-d ones; point cache.dir at the cache it was trained on")
-    model = model_from_checkpoint(checkpoint, device)
-    settings = TemporalSettings(**checkpoint["temporal"])
+    model = model_from_checkpoint(checkpoint, device, checkpoint_path)
+    settings = checkpoint_settings(checkpoint, checkpoint_path)
     evaluation = evaluate_model(model, data, text, settings, config.eval.block_videos)
     return CheckpointEvaluation(evaluation, settings, checkpoint["epoch"], {split: subset_counts(data.excluded)})

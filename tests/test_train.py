@@ -17,7 +17,7 @@ from data.annotations import AnnotationIndex
 from data.extraction import media_paths
 from data.synthetic import SyntheticSpec, make_synthetic_benchmark, make_synthetic_cache
 from models.similarity import cosine
-from models.temporal import TemporalModel, TemporalSettings, fused_scores
+from models.temporal import TemporalModel, TemporalSettings, fused_scores, training_scores
 from pipeline import training
 
 
@@ -49,6 +49,7 @@ def _run(overrides, tmp_path, *extra):
 @pytest.mark.parametrize("settings", [
     TemporalSettings(),
     TemporalSettings(attention="cross", num_heads=2, num_layers=2),
+    TemporalSettings(attention="cross", num_layers=2, cross_context="previous"),
     TemporalSettings(attention="both", attn_dim=32, ffn_dim=16),
     TemporalSettings(kind="linear", fusion="arithmetic"),
 ])
@@ -62,17 +63,103 @@ def test_temporal_model_shapes_and_context(settings):
     reads_other = not torch.allclose(changed_vision, out_a)
     assert reads_other == (settings.kind == "transformer" and settings.attention != "self")
     changed_segment = model(torch.cat([audio[:, :1] + 1, audio[:, 1:]], 1), vision)[0]
-    assert torch.allclose(changed_segment[:, 5], out_a[:, 5]) == (settings.kind == "linear")  # temporal context
+    # Context over time within a modality: not for a linear layer, nor for cross-attention on the
+    # other modality's original embeddings (segment 5 then reads only the original frames).
+    own_context = settings.kind == "transformer" and not (
+        settings.attention == "cross" and settings.cross_context == "original")
+    assert not torch.allclose(changed_segment[:, 5], out_a[:, 5]) == own_context
+    changed_frame = model(audio, torch.cat([vision[:, :1] + 1, vision[:, 1:]], 1))[0]
+    assert not torch.allclose(changed_frame[:, 5], out_a[:, 5]) == reads_other  # across time from the other
 
 
 def test_paper_block_parameter_shapes():
     block = TemporalModel(1024, TemporalSettings()).audio_layers[0]
     shapes = {name: tuple(p.shape) for name, p in block.named_parameters()}
-    assert shapes["self_attention.query.weight"] == (256, 1024)
-    assert shapes["self_attention.key_value.weight"] == (512, 1024)
-    assert shapes["self_attention.out.weight"] == (1024, 256)
+    assert shapes["attention.query.weight"] == (256, 1024)
+    assert shapes["attention.key_value.weight"] == (512, 1024)
+    assert shapes["attention.out.weight"] == (1024, 256)
     assert shapes["feed_forward.net.0.weight"] == (512, 1024) and shapes["feed_forward.net.3.weight"] == (1024, 512)
-    assert block.cross_attention is None and isinstance(block.feed_forward.net[2], torch.nn.Dropout)
+    assert isinstance(block.feed_forward.net[2], torch.nn.Dropout)
+
+
+def _blocks(model):
+    return [block for name, stack in model.named_children() if name.endswith("layers") for block in stack]
+
+
+@pytest.mark.parametrize("kind", ["transformer", "linear"])
+def test_every_block_starts_as_a_copy_of_one_and_they_train_apart(kind):
+    settings = TemporalSettings(kind=kind, attention="both", num_layers=2, attn_dim=8, ffn_dim=8)
+    torch.manual_seed(0)
+    model = TemporalModel(16, settings)
+    blocks = _blocks(model)
+    assert len(blocks) == (8 if kind == "transformer" else 4)
+    for block in blocks[1:]:
+        for (name, p), q in zip(block.named_parameters(), blocks[0].parameters()):
+            assert torch.equal(p, q), name
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    audio, vision = torch.randn(4, 10, 16), torch.randn(4, 10, 16)
+    for _ in range(3):
+        out_a, out_v = model(audio, vision)
+        loss = out_a.pow(3).mean() + out_v.sin().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert not torch.equal(blocks[0].state_dict()[next(iter(blocks[0].state_dict()))],
+                           blocks[1].state_dict()[next(iter(blocks[1].state_dict()))])
+    independent = TemporalModel(16, TemporalSettings(kind=kind, num_layers=2, init="independent"))
+    first, second = _blocks(independent)[:2]
+    assert not torch.equal(next(first.parameters()), next(second.parameters()))
+
+
+def test_attention_scale_is_one_over_sqrt_attn_dim_whatever_the_heads():
+    torch.manual_seed(0)
+    x = torch.randn(2, 10, 6)
+    for scale, width in (("model", 4), ("head", 2)):
+        settings = TemporalSettings(num_heads=2, attn_dim=4, ffn_dim=4, attention_scale=scale)
+        sublayer = TemporalModel(6, settings).audio_layers[0].attention
+        q = sublayer.query(x).unflatten(-1, (2, 2)).transpose(1, 2)
+        k, v = (t.unflatten(-1, (2, 2)).transpose(1, 2) for t in sublayer.key_value(x).chunk(2, dim=-1))
+        weights = torch.softmax(q @ k.transpose(-1, -2) / width ** 0.5, dim=-1)
+        expected = sublayer.norm(x + sublayer.out((weights @ v).transpose(1, 2).flatten(2)))
+        torch.testing.assert_close(sublayer(x, x), expected)
+
+
+def test_cross_attention_reads_the_other_modalitys_original_embeddings():
+    torch.manual_seed(0)
+    audio, vision = torch.randn(3, 10, 8), torch.randn(3, 10, 8)
+    model = TemporalModel(8, TemporalSettings(attention="cross", num_layers=2, attn_dim=4, ffn_dim=4)).eval()
+    a1 = model.audio_layers[0](audio, vision)
+    v1 = model.visual_layers[0](vision, audio)
+    out_a, out_v = model(audio, vision)
+    torch.testing.assert_close(out_a, model.audio_layers[1](a1, vision))
+    torch.testing.assert_close(out_v, model.visual_layers[1](v1, audio))
+    model = TemporalModel(8, TemporalSettings(attention="cross", num_layers=2, attn_dim=4, ffn_dim=4,
+                                              cross_context="previous")).eval()
+    a1, v1 = model.audio_layers[0](audio, vision), model.visual_layers[0](vision, audio)
+    torch.testing.assert_close(model(audio, vision)[0], model.audio_layers[1](a1, v1))
+
+
+@pytest.mark.parametrize("combine", ["sum", "mean", "learned"])
+def test_both_runs_self_and_cross_stacks_side_by_side(combine):
+    torch.manual_seed(0)
+    audio, vision = torch.randn(3, 10, 8), torch.randn(3, 10, 8)
+    settings = TemporalSettings(attention="both", attn_dim=4, ffn_dim=4, both_combine=combine)
+    model = TemporalModel(8, settings).eval()
+    own = model.audio_layers[0](audio, audio)
+    cross = model.audio_cross_layers[0](audio, vision)
+    expected = {"sum": own + cross, "mean": (own + cross) / 2, "learned": 0.5 * own + 0.5 * cross}[combine]
+    torch.testing.assert_close(model(audio, vision)[0], expected)
+    assert ("audio_alpha" in dict(model.named_parameters())) == (combine == "learned")
+
+
+def test_arithmetic_fusion_trains_on_the_plain_mean():
+    sim_a, sim_v = torch.tensor([[[0.2, 0.6, -0.4]]]), torch.tensor([[[0.4, 0.0, 0.2]]])
+    torch.testing.assert_close(training_scores(sim_a, sim_v, TemporalSettings(fusion="arithmetic")),
+                               torch.tensor([[[0.3, 0.3, -0.1]]]))
+    normalised = training_scores(sim_a, sim_v, TemporalSettings(fusion="arithmetic", arithmetic_minmax=True))
+    torch.testing.assert_close(normalised, torch.tensor([[[1.0, 1.0, 0.0]]]), atol=1e-6, rtol=0)
+    geometric = training_scores(sim_a, sim_v, TemporalSettings())
+    assert geometric.min() == 0 and geometric.max() == pytest.approx(1.0, abs=1e-6)
 
 
 def test_fused_scores_by_hand():
@@ -255,3 +342,12 @@ def test_device_resident_batches_equal_gathered_ones(separable):
     for one, other in pairs:
         for x, y in zip(one, other):
             assert torch.equal(x, y)
+
+
+def test_a_checkpoint_of_the_earlier_layout_is_refused(separable, tmp_path):
+    folder, _ = _run(separable, tmp_path, "train.epochs=1")
+    checkpoint = torch.load(folder / "checkpoints" / "best.pt", weights_only=True)
+    del checkpoint["layout"]
+    torch.save(checkpoint, tmp_path / "old.pt")
+    with pytest.raises(UserError, match=r"old.pt holds temporal layers of an earlier layout.*train it again"):
+        train.main(separable + [f"output.root={tmp_path / 'runs'}", "--evaluate", str(tmp_path / "old.pt")])
