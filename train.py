@@ -60,8 +60,12 @@ def fit(config, config_path, resume: bool) -> None:
         extra = {"method": method, "selection": result.selection, "history": result.history,
                  "checkpoints": {"best": str(folder / "checkpoints" / "best.pt"),
                                  "last": str(folder / "checkpoints" / "last.pt")}}
-        title = (f"OV-AVEBench test | {method} | selected on {config.train.selection} "
-                 f"(epoch {result.best_epoch})")
+        if "per_subset" in result.selection:
+            epochs = ", ".join(f"{subset} {row['best_epoch']}" for subset, row in result.selection["per_subset"].items())
+            chosen = f"each row at its own best epoch on test, as published ({epochs})"
+        else:
+            chosen = f"selected on {config.train.selection} (epoch {result.best_epoch})"
+        title = f"OV-AVEBench test | {method} | {chosen}"
         writer.write_all(config, result.test, title, extra, result.history, trainer.excluded_by_split(),
                          selected_epoch=result.best_epoch)
 

@@ -286,10 +286,17 @@ def test_a_meta_csv_without_the_selection_split_stops_before_training(separable,
 
 
 def test_published_selection_protocol_and_variants(separable, tmp_path):
-    _, results = _run(separable, tmp_path / "test_sel", "train.selection=test", "train.epochs=2")
-    assert results["selection"]["split"] == "test"
+    _, results = _run(separable, tmp_path / "test_sel", "train.selection=test", "train.epochs=4")
+    assert results["selection"]["split"] == "test" and "published" in results["selection"]["protocol"]
     best = max(results["history"], key=lambda h: h["average"])
     assert results["metrics"]["total"]["average"] == pytest.approx(best["average"], abs=1e-12)
+    for subset in ("seen", "unseen", "total"):  # each row at its own best epoch on test
+        rows = [h["by_subset"][subset] for h in results["history"]]
+        chosen = results["selection"]["per_subset"][subset]
+        assert results["metrics"][subset] == max(rows, key=lambda row: row["average"]) == chosen["metrics"]
+        assert results["history"][chosen["best_epoch"] - 1]["by_subset"][subset] == chosen["metrics"]
+    _, on_val = _run(separable, tmp_path / "val_sel", "train.epochs=2")
+    assert "per_subset" not in on_val["selection"]
     for variant in (["temporal.attention=both", "temporal.num_heads=2"], ["temporal.kind=linear"],
                     ["temporal.fusion=arithmetic", "temporal.num_layers=2"]):
         _, results = _run(separable, tmp_path / "_".join(variant), "train.epochs=1", *variant)
