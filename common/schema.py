@@ -35,7 +35,7 @@ class EncoderConfig:
 @dataclass(frozen=True)
 class CacheConfig:
     dir: str = "cache/imagebind_huge"
-    dtype: Literal["float16", "float32"] = "float16"
+    dtype: Literal["float16", "float32"] = "float32"  # float32: as the published pipeline; float16: half the disk
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ def separable(tmp_path_factory):
     overrides = [f"data.meta_csv={paths['meta_csv']}", f"data.label_json={paths['label_json']}",
                  f"data.media_root={root}", f"cache.dir={root / 'cache'}", "encoder.size=small",
                  "encoder.checkpoint=random", "device=cpu", "temporal.attn_dim=16", "temporal.ffn_dim=32",
-                 "train.lr=1e-2", "train.epochs=6", "train.tensorboard=false"]
+                 "train.lr=1e-2", "train.epochs=6", "train.tensorboard=false", "cache.dtype=float16"]
     config = _config(overrides)
     make_synthetic_cache(config, AnnotationIndex.load(paths["meta_csv"], paths["label_json"]), separation=0.3)
     return overrides

@@ -32,10 +32,12 @@ def _assert_same_cache(a: FeatureCache, b: FeatureCache):
     for split in SPLITS:
         fa, fb = a.split(split), b.split(split)
         np.testing.assert_array_equal(fa.vid_names, fb.vid_names)
-        np.testing.assert_array_equal(np.asarray(fa.audio), np.asarray(fb.audio))
-        np.testing.assert_array_equal(np.asarray(fa.vision), np.asarray(fb.vision))
+        # float32 rows: equal up to rounding (the summation order of a matrix product depends on
+        # how many threads a process has; torchrun gives each process one)
+        np.testing.assert_allclose(np.asarray(fa.audio), np.asarray(fb.audio), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(fa.vision), np.asarray(fb.vision), rtol=1e-5, atol=1e-6)
     names = ["other", "dog barking", "cat purring"]
-    np.testing.assert_array_equal(a.text(names, "{}"), b.text(names, "{}"))
+    np.testing.assert_allclose(a.text(names, "{}"), b.text(names, "{}"), rtol=1e-5, atol=1e-6)
 
 
 def _direct_embeddings(config, split):
@@ -55,24 +57,24 @@ def test_cache_layout_and_rows_equal_direct_encoding(synthetic_bench, reference_
     videos, audio, vision, encoder, index = _direct_embeddings(config, "test")
     cached = reference_cache.split("test")
     np.testing.assert_array_equal(cached.vid_names, videos.vid_names)
-    assert cached.audio.dtype == np.float16 and isinstance(cached.audio, np.memmap)
+    assert cached.audio.dtype == np.float32 and isinstance(cached.audio, np.memmap)  # the default, as published
     assert cached.audio.shape == (len(videos), 10, 16)
-    # float16 storage: within one float16 rounding of the direct output
-    for stored, direct in ((cached.audio, audio), (cached.vision, vision)):
-        scale = np.abs(direct).max(axis=-1, keepdims=True)
-        assert (np.abs(stored.astype(np.float32) - direct) <= scale * 2.0 ** -10).all()
+    np.testing.assert_allclose(np.asarray(cached.audio), audio, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(cached.vision), vision, rtol=1e-5, atol=1e-5)
     names = list(index.all_vocabulary.names)
     text = encoder.text(tokenize(names)).numpy()
-    np.testing.assert_allclose(reference_cache.text(names, "{}"), text, rtol=2.0 ** -10, atol=1e-3)
+    np.testing.assert_allclose(reference_cache.text(names, "{}"), text, rtol=1e-5, atol=1e-5)
     assert not (reference_cache.root / ".work").exists()
 
 
-def test_float32_cache_is_exact_to_float32(synthetic_bench, tmp_path):
-    config = synthetic_config(synthetic_bench, tmp_path / "cache32", "cache.dtype=float32", "extract.batch_size=1")
-    cache = extract(config, ["val"])
-    videos, audio, vision, _, _ = _direct_embeddings(config, "val")
-    np.testing.assert_allclose(np.asarray(cache.split("val").audio), audio, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(cache.split("val").vision), vision, rtol=1e-5, atol=1e-5)
+def test_float16_cache_is_within_one_rounding(synthetic_bench, tmp_path):
+    config = synthetic_config(synthetic_bench, tmp_path / "cache16", "cache.dtype=float16", "extract.batch_size=1")
+    cached = extract(config, ["val"]).split("val")
+    _, audio, vision, _, _ = _direct_embeddings(config, "val")
+    assert cached.audio.dtype == np.float16
+    for stored, direct in ((cached.audio, audio), (cached.vision, vision)):
+        scale = np.abs(direct).max(axis=-1, keepdims=True)
+        assert (np.abs(stored.astype(np.float32) - direct) <= scale * 2.0 ** -10).all()
 
 
 def _extract_command(bench, cache_dir, *extra, torchrun=False):
@@ -144,9 +146,9 @@ def test_killed_extraction_resumes_without_redoing_finished_chunks(synthetic_ben
 
 
 def test_provenance_mismatch_is_an_error_naming_the_difference(synthetic_bench, reference_cache):
-    config = synthetic_config(synthetic_bench, reference_cache.root, "encoder.precision=bf16", "cache.dtype=float32")
+    config = synthetic_config(synthetic_bench, reference_cache.root, "encoder.precision=bf16", "cache.dtype=float16")
     index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
-    with pytest.raises(CacheError, match=r"(?s)made differently.*dtype: 'float16' -> 'float32'"
+    with pytest.raises(CacheError, match=r"(?s)made differently.*dtype: 'float32' -> 'float16'"
                                          r".*encoder.precision: 'fp32' -> 'bf16'"):
         ensure_features(config, ["test"], index)
 
