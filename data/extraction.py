@@ -15,8 +15,9 @@ import math
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -78,12 +79,14 @@ def build_encoder(config: Config, device: torch.device) -> SegmentEncoder:
 
 
 class MediaDataset(Dataset):
-    """Videos of one split, decoded into encoder inputs; a bad video becomes a failure record."""
+    """Videos of one split, decoded into encoder inputs (the frames only when ``frames``); a bad
+    video becomes a failure record."""
 
-    def __init__(self, videos: VideoSet, media_root, positions):
+    def __init__(self, videos: VideoSet, media_root, positions, frames: bool = True):
         self.videos = videos
         self.media_root = media_root
         self.positions = list(positions)
+        self.frames = frames
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -93,7 +96,7 @@ class MediaDataset(Dataset):
         wav, frames = media_paths(self.media_root, self.videos.split, self.videos.categories[position],
                                   self.videos.vid_names[position])
         try:
-            return position, audio_segments(wav), video_frames(frames), ""
+            return position, audio_segments(wav), video_frames(frames) if self.frames else None, ""
         except MediaError as err:
             return position, None, None, str(err)
 
@@ -103,9 +106,22 @@ def collate_media(samples):
     return {
         "positions": [s[0] for s in good],
         "audio": torch.stack([s[1] for s in good]) if good else None,
-        "frames": torch.stack([s[2] for s in good]) if good else None,
+        "frames": torch.stack([s[2] for s in good]) if good and good[0][2] is not None else None,
         "failures": [(s[0], s[3]) for s in samples if s[3]],
     }
+
+
+@dataclass(frozen=True)
+class Job:
+    """One pass over a split's videos that fills named ``[N, 10, D]`` arrays of one cache
+    folder: the eval-mode ``audio`` and ``vision`` of a split, or stochastic audio draws."""
+
+    folder: str  # under the cache root; also names the job's chunk folder
+    videos: VideoSet
+    outputs: tuple[str, ...]  # array names, each written as <name>.npy
+    frames: bool  # whether the frames must be decoded
+    encode: Callable  # (batch from collate_media, vid_names) -> {output: [B, 10, D] numpy}
+    label: str  # for the progress bar
 
 
 def _decoding_worker(_):
@@ -118,22 +134,27 @@ class _Chunk:
     """Rows of one chunk as they arrive; saved when every video is accounted for."""
 
     size: int
-    positions: list
-    audio: list
-    vision: list
-    bad: list
+    outputs: tuple[str, ...]
+    positions: list = field(default_factory=list)
+    rows: dict = field(default_factory=dict)  # output -> list of [1, 10, D]
+    bad: list = field(default_factory=list)
 
     def complete(self) -> bool:
         return len(self.positions) + len(self.bad) == self.size
 
+    def add(self, position: int, arrays: dict, i: int) -> None:
+        self.positions.append(position)
+        for name in self.outputs:
+            self.rows.setdefault(name, []).append(arrays[name][i:i + 1])
+
     def save(self, path: Path, dtype: str, dim: int) -> None:
-        audio = np.concatenate(self.audio) if self.audio else np.zeros((0, NUM_SEGMENTS, dim))
-        vision = np.concatenate(self.vision) if self.vision else np.zeros((0, NUM_SEGMENTS, dim))
+        empty = np.zeros((0, NUM_SEGMENTS, dim))
+        arrays = {name: (np.concatenate(self.rows[name]) if self.rows.get(name) else empty).astype(dtype)
+                  for name in self.outputs}
         bad_positions = np.array([p for p, _ in self.bad], dtype=np.int64)
         bad_reasons = np.array([r for _, r in self.bad], dtype=str)
         atomic_write(path, lambda f: np.savez(f, positions=np.array(self.positions, dtype=np.int64),
-                                              audio=audio.astype(dtype), vision=vision.astype(dtype),
-                                              bad_positions=bad_positions, bad_reasons=bad_reasons))
+                                              bad_positions=bad_positions, bad_reasons=bad_reasons, **arrays))
 
 
 def _chunk_positions(index: int, size: int, total: int) -> range:
@@ -183,15 +204,16 @@ def _check_shared_memory(workers: int, batch_size: int) -> None:
             "extract.num_workers or extract.batch_size (num_workers: 0 decodes in this process).")
 
 
-def _unfinished_chunks(config: Config, videos: VideoSet, cache: FeatureCache) -> list[int]:
-    work = cache.work_dir(videos.split)
-    num_chunks = math.ceil(len(videos) / config.extract.chunk_size)
+def _unfinished_chunks(config: Config, job: Job, cache: FeatureCache) -> list[int]:
+    work = cache.work_dir(job.folder)
+    num_chunks = math.ceil(len(job.videos) / config.extract.chunk_size)
     return [c for c in range(num_chunks) if not _chunk_path(work, c).is_file()]
 
 
-def _extract_chunks(config: Config, videos: VideoSet, cache: FeatureCache, encoder: SegmentEncoder,
+def _extract_chunks(config: Config, job: Job, cache: FeatureCache, encoder: SegmentEncoder,
                     process: Process, unfinished: list[int]) -> None:
-    work = cache.work_dir(videos.split)
+    videos = job.videos
+    work = cache.work_dir(job.folder)
     with writing(work):
         work.mkdir(parents=True, exist_ok=True)
     size = config.extract.chunk_size
@@ -207,11 +229,11 @@ def _extract_chunks(config: Config, videos: VideoSet, cache: FeatureCache, encod
         return
     workers = num_workers(config.extract.num_workers)
     _check_shared_memory(workers, config.extract.batch_size)
-    loader = DataLoader(MediaDataset(videos, config.data.media_root, positions), batch_sampler=batches,
+    loader = DataLoader(MediaDataset(videos, config.data.media_root, positions, job.frames), batch_sampler=batches,
                         num_workers=workers, collate_fn=collate_media,
                         pin_memory=encoder.device.type == "cuda", worker_init_fn=_decoding_worker)
     chunks: dict[int, _Chunk] = {}
-    label = f"{videos.split}" + (f" [rank {process.rank}/{process.world_size}]" if process.world_size > 1 else "")
+    label = job.label + (f" [rank {process.rank}/{process.world_size}]" if process.world_size > 1 else "")
     with tqdm(total=len(positions), unit="video", desc=f"extract {label}", dynamic_ncols=True) as bar:
         for items in loader:
             for position, reason in items["failures"]:
@@ -219,25 +241,23 @@ def _extract_chunks(config: Config, videos: VideoSet, cache: FeatureCache, encod
                     raise MediaError(f"{reason}\n(video {str(videos.vid_names[position])!r} of the {videos.split} split; "
                                      "fix or replace the file and re-run, or set extract.skip_bad_media: true to "
                                      "leave bad videos out and count them)")
-                _chunk_for(chunks, position, size, len(videos)).bad.append((position, reason))
+                _chunk_for(chunks, position, size, job).bad.append((position, reason))
             if items["positions"]:
-                audio, vision = (x.numpy() for x in encoder.segments(items["audio"], items["frames"]))
-                _check_finite(audio, vision, [videos.vid_names[p] for p in items["positions"]], config)
+                names = [str(videos.vid_names[p]) for p in items["positions"]]
+                arrays = job.encode(items, names)
+                _check_finite(arrays, names, config)
                 for i, position in enumerate(items["positions"]):
-                    chunk = _chunk_for(chunks, position, size, len(videos))
-                    chunk.positions.append(position)
-                    chunk.audio.append(audio[i:i + 1])
-                    chunk.vision.append(vision[i:i + 1])
+                    _chunk_for(chunks, position, size, job).add(position, arrays, i)
             for index in [i for i, chunk in chunks.items() if chunk.complete()]:
                 chunks.pop(index).save(_chunk_path(work, index), config.cache.dtype, encoder.embed_dim)
             bar.update(len(items["positions"]) + len(items["failures"]))
 
 
-def _check_finite(audio: np.ndarray, vision: np.ndarray, vid_names: list, config: Config) -> None:
+def _check_finite(arrays: dict, vid_names: list, config: Config) -> None:
     """Never cache a NaN: name the videos whose embeddings are not finite."""
-    finite = np.isfinite(audio).all(axis=(1, 2)) & np.isfinite(vision).all(axis=(1, 2))
+    finite = np.logical_and.reduce([np.isfinite(a).all(axis=(1, 2)) for a in arrays.values()])
     if not finite.all():
-        bad = [str(name) for name, ok in zip(vid_names, finite) if not ok]
+        bad = [name for name, ok in zip(vid_names, finite) if not ok]
         hint = (" fp16 overflows easily; use encoder.precision: bf16 (same speed, fp32's range)"
                 if config.encoder.precision == "fp16" else " check the media and the checkpoint")
         raise CacheError(f"the encoder produced NaN or infinite embeddings for {len(bad)} video(s) "
@@ -245,16 +265,18 @@ def _check_finite(audio: np.ndarray, vision: np.ndarray, vid_names: list, config
                          f"nothing was written for them.{hint}")
 
 
-def _chunk_for(chunks: dict, position: int, size: int, total: int) -> _Chunk:
+def _chunk_for(chunks: dict, position: int, size: int, job: Job) -> _Chunk:
     index = position // size
     if index not in chunks:
-        chunks[index] = _Chunk(len(_chunk_positions(index, size, total)), [], [], [], [])
+        chunks[index] = _Chunk(len(_chunk_positions(index, size, len(job.videos))), job.outputs)
     return chunks[index]
 
 
-def _merge(videos: VideoSet, cache: FeatureCache, dim: int, dtype: str) -> tuple[int, int]:
-    """Chunks -> the split's final arrays, in video-list order, appearing by one rename."""
-    work = cache.work_dir(videos.split)
+def _merge(job: Job, cache: FeatureCache, dim: int, dtype: str) -> tuple[int, int]:
+    """Chunks -> the job's final arrays, in video-list order. A new folder appears by one
+    rename; arrays added to an existing folder (more audio draws) each appear by one rename."""
+    videos = job.videos
+    work = cache.work_dir(job.folder)
     paths = sorted(work.glob("chunk_*.npz"))
     kept, bad = [], []
     for path in paths:
@@ -263,16 +285,16 @@ def _merge(videos: VideoSet, cache: FeatureCache, dim: int, dtype: str) -> tuple
             bad.extend(zip(chunk["bad_positions"].tolist(), chunk["bad_reasons"].tolist()))
     covered = sum(len(k) for k in kept) + len(bad)
     if covered != len(videos):
-        raise CacheError(f"extraction of {videos.split} is incomplete ({covered} of {len(videos)} videos in "
+        raise CacheError(f"extraction of {job.folder} is incomplete ({covered} of {len(videos)} videos in "
                          f"{work}); re-run the extraction to finish it")
     total = covered - len(bad)
-    final = cache.split_dir(videos.split)
-    staging = cache.root / f".{videos.split}.merging"
+    final = cache.root / job.folder
+    staging = cache.root / f".{job.folder}.merging"
     try:
         with writing(staging):
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
-            _write_arrays(staging, paths, (total, NUM_SEGMENTS, dim), dtype)
+            _write_arrays(staging, paths, job.outputs, (total, NUM_SEGMENTS, dim), dtype)
             order = np.concatenate(kept) if kept else np.zeros(0, np.int64)
             with open(staging / "videos.csv", "w", newline="") as handle:
                 writer = csv.writer(handle)
@@ -286,20 +308,36 @@ def _merge(videos: VideoSet, cache: FeatureCache, dim: int, dtype: str) -> tuple
             for name in os.listdir(staging):
                 with open(staging / name, "rb") as handle:
                     os.fsync(handle.fileno())
-            os.rename(staging, final)
+            _install(staging, final, job.outputs)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # a failed merge leaves only the chunks: a re-run merges again
-    cache.remove_work(videos.split)
+    cache.remove_work(job.folder)
     return total, len(bad)
 
 
-def _write_arrays(folder: Path, chunk_paths: list, shape: tuple, dtype: str) -> None:
-    """audio.npy and vision.npy from the chunks, in chunk order. The space is allocated first
-    and rows are written with plain writes, not a memory map: a full disk is an OSError that
-    becomes one message, never a SIGBUS."""
+def _install(staging: Path, final: Path, outputs: tuple[str, ...]) -> None:
+    if not final.exists():
+        os.rename(staging, final)
+        return
+    for name in ("videos.csv", "excluded.csv"):  # the same videos, or the arrays would not line up
+        if _read_or_empty(staging / name) != _read_or_empty(final / name):
+            raise CacheError(f"{final} was extracted from other videos ({name} differs); delete the folder to "
+                             "extract it again")
+    for output in outputs:
+        os.replace(staging / f"{output}.npy", final / f"{output}.npy")
+
+
+def _read_or_empty(path: Path) -> bytes:
+    return path.read_bytes() if path.exists() else b""
+
+
+def _write_arrays(folder: Path, chunk_paths: list, outputs: tuple[str, ...], shape: tuple, dtype: str) -> None:
+    """``<output>.npy`` from the chunks, in chunk order. The space is allocated first and rows
+    are written with plain writes, not a memory map: a full disk is an OSError that becomes one
+    message, never a SIGBUS."""
     dtype = np.dtype(dtype)
     header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
-    handles = {name: open(folder / f"{name}.npy", "wb") for name in ("audio", "vision")}
+    handles = {name: open(folder / f"{name}.npy", "wb") for name in outputs}
     try:
         for handle in handles.values():
             np.lib.format.write_array_header_1_0(handle, header)
@@ -322,9 +360,10 @@ def _allocate(handle, size: int) -> None:
             raise
 
 
-def _check_free_space(root: Path, videos: int, dim: int, dtype: str) -> None:
-    # chunks and the merged arrays coexist for a moment: twice the final size
-    needed = 2 * videos * 2 * NUM_SEGMENTS * dim * np.dtype(dtype).itemsize
+def _check_free_space(root: Path, rows: int, dim: int, dtype: str) -> None:
+    """``rows``: videos times arrays per video. Chunks and the merged arrays coexist for a
+    moment: twice the final size."""
+    needed = 2 * rows * NUM_SEGMENTS * dim * np.dtype(dtype).itemsize
     free = shutil.disk_usage(root).free
     if free < needed:
         raise CacheError(f"not enough disk space for the feature cache at {root}: about {needed / 1e9:.1f} GB "
@@ -418,22 +457,36 @@ def _extract_missing(config: Config, splits, process: Process, index: Annotation
     if process.is_main and need_text:
         cache.write_text(names, encoder.text(tokenize(names, template)).cpu().numpy(), template, config.cache.dtype)
     for split in todo:
-        videos = index.videos(split)
-        if process.is_main:
-            _check_free_space(cache.root, len(videos), encoder.embed_dim, config.cache.dtype)
-        start = time.perf_counter()
-        unfinished = _unfinished_chunks(config, videos, cache)
-        process.barrier()  # the same list on every rank, taken before anyone adds a chunk
-        _extract_chunks(config, videos, cache, encoder, process, unfinished)
-        process.barrier()
-        if process.is_main:
-            kept, excluded = _merge(videos, cache, encoder.embed_dim, config.cache.dtype)
-            rate = len(videos) / max(time.perf_counter() - start, 1e-9)
-            note = (f", {excluded} left out (see {cache.split_dir(split) / 'excluded.csv'}; once they are fixed, "
-                    f"{refresh_hint(split)})" if excluded else "")
-            print(f"{split}: {kept} videos cached in {cache.split_dir(split)} ({rate:.1f} videos/s){note}")
-        process.barrier()
+        _run_job(config, split_job(index.videos(split), encoder), cache, encoder, process)
     return cache
+
+
+def split_job(videos: VideoSet, encoder: SegmentEncoder) -> Job:
+    """The eval-mode audio and vision embeddings of a split."""
+    def encode(items, names):
+        audio, vision = encoder.segments(items["audio"], items["frames"])
+        return {"audio": audio.numpy(), "vision": vision.numpy()}
+
+    return Job(videos.split, videos, ("audio", "vision"), True, encode, videos.split)
+
+
+def _run_job(config: Config, job: Job, cache: FeatureCache, encoder: SegmentEncoder, process: Process) -> None:
+    """Extract the job's chunks on every rank, then merge them on rank 0."""
+    if process.is_main:
+        _check_free_space(cache.root, len(job.videos) * len(job.outputs), encoder.embed_dim, config.cache.dtype)
+    start = time.perf_counter()
+    unfinished = _unfinished_chunks(config, job, cache)
+    process.barrier()  # the same list on every rank, taken before anyone adds a chunk
+    _extract_chunks(config, job, cache, encoder, process, unfinished)
+    process.barrier()
+    if process.is_main:
+        kept, excluded = _merge(job, cache, encoder.embed_dim, config.cache.dtype)
+        rate = len(job.videos) / max(time.perf_counter() - start, 1e-9)
+        folder = cache.root / job.folder
+        note = (f", {excluded} left out (see {folder / 'excluded.csv'}; once they are fixed, "
+                f"{refresh_hint(job.videos.split)})" if excluded else "")
+        print(f"{job.label}: {kept} videos cached in {folder} ({rate:.1f} videos/s){note}")
+    process.barrier()
 
 
 def ensure_features(config: Config, splits, index: AnnotationIndex) -> FeatureCache:
