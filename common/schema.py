@@ -62,6 +62,10 @@ class TrainConfig:
     seed: Annotated[int, Range(0, 2 ** 32 - 1)] = 123
     selection: Literal["val", "test"] = "val"  # split whose mean of Acc/Seg-F1/Eve-F1 picks the epoch
     tensorboard: bool = True
+    # Audio as the published training saw it: epoch e reads stochastic draw (e - 1) mod N of the
+    # train split's audio (the frozen audio trunk in train mode); 0 = eval-mode audio.
+    audio_draws: NonNegativeInt = 5
+    audio_drop_path: Annotated[float, Range(0, 1, high_open=True)] = 0.1  # ImageBind's rate
 
 
 @dataclass(frozen=True)

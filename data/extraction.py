@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import json
 import math
 import os
 import shutil
@@ -30,6 +31,7 @@ from common.locking import FolderLock
 from common.processes import die_with_parent
 from common.runinfo import code_version
 from common.schema import Config
+from data import audio_draws as audio_draws_lib
 from data.annotations import AnnotationIndex, VideoSet
 from data.feature_cache import (FORMAT_VERSION, RANDOM_CHECKPOINT, CacheError, FeatureCache, atomic_write,
                                 atomic_write_json, checkpoint_identity, refresh_hint, writing)
@@ -70,11 +72,12 @@ def build_encoder(config: Config, device: torch.device) -> SegmentEncoder:
     """The configured encoder on ``device``. Random weights are drawn on the CPU, then moved:
     CPU and CUDA generators give different numbers for one seed, and "random" must name one
     model wherever it runs (a resumed extraction may run on another device type)."""
+    rate = config.train.audio_drop_path  # active only for audio draws (train mode); eval mode ignores it
     if config.encoder.checkpoint == RANDOM_CHECKPOINT:
         torch.manual_seed(RANDOM_INIT_SEED)
-        model = build_imagebind(config.encoder.size, "cpu")
+        model = build_imagebind(config.encoder.size, "cpu", audio_drop_path=rate)
     else:
-        model = load_pretrained_imagebind(config.encoder.size, config.encoder.checkpoint, device)
+        model = load_pretrained_imagebind(config.encoder.size, config.encoder.checkpoint, device, audio_drop_path=rate)
     return SegmentEncoder(model, device, config.encoder.precision)
 
 
@@ -122,6 +125,7 @@ class Job:
     frames: bool  # whether the frames must be decoded
     encode: Callable  # (batch from collate_media, vid_names) -> {output: [B, 10, D] numpy}
     label: str  # for the progress bar
+    provenance: dict | None = None  # written as the folder's provenance.json
 
 
 def _decoding_worker(_):
@@ -295,6 +299,8 @@ def _merge(job: Job, cache: FeatureCache, dim: int, dtype: str) -> tuple[int, in
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
             _write_arrays(staging, paths, job.outputs, (total, NUM_SEGMENTS, dim), dtype)
+            if job.provenance is not None:
+                (staging / "provenance.json").write_text(json.dumps(job.provenance, indent=2, sort_keys=True) + "\n")
             order = np.concatenate(kept) if kept else np.zeros(0, np.int64)
             with open(staging / "videos.csv", "w", newline="") as handle:
                 writer = csv.writer(handle)
@@ -427,30 +433,32 @@ def can_extract(config: Config, splits) -> list[str]:
 
 
 def extract(config: Config, splits, process: Process | None = None,
-            index: AnnotationIndex | None = None, refresh=()) -> FeatureCache:
-    """Make sure the cache holds ``splits`` and both vocabularies' text; extract what is missing.
+            index: AnnotationIndex | None = None, refresh=(), audio_draws: int = 0) -> FeatureCache:
+    """Make sure the cache holds ``splits``, both vocabularies' text and, when ``audio_draws``,
+    that many stochastic audio draws of the train split; extract what is missing.
     ``refresh``: splits to drop from the cache and extract again (e.g. after fixing media)."""
     process = process or Process()
     index = index or AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
     cache = FeatureCache(config.cache.dir)
     lock = _claim_cache(config, cache, process, refresh)
     try:
-        return _extract_missing(config, splits, process, index, cache)
+        return _extract_missing(config, splits, process, index, cache, audio_draws)
     finally:
         if lock is not None:
             lock.release()
 
 
 def _extract_missing(config: Config, splits, process: Process, index: AnnotationIndex,
-                     cache: FeatureCache) -> FeatureCache:
+                     cache: FeatureCache, audio_draws: int) -> FeatureCache:
     names = list(index.all_vocabulary.names)
     template = config.encoder.text_template
     todo = [split for split in splits if not cache.has_split(split)]
     need_text = bool(cache.missing_text(names, template))
+    draws = draws_to_extract(config, cache, splits, audio_draws)
     process.barrier()  # every rank has looked before any rank writes: they all decide alike
-    if not todo and not need_text:
+    if not todo and not need_text and not draws:
         return cache
-    reasons = can_extract(config, todo)
+    reasons = can_extract(config, todo + (["train"] if draws else []))
     if reasons:
         raise CacheError("cannot extract features: " + "; ".join(reasons))
     encoder = build_encoder(config, resolve_device(config.device, process.local_rank))
@@ -458,7 +466,32 @@ def _extract_missing(config: Config, splits, process: Process, index: Annotation
         cache.write_text(names, encoder.text(tokenize(names, template)).cpu().numpy(), template, config.cache.dtype)
     for split in todo:
         _run_job(config, split_job(index.videos(split), encoder), cache, encoder, process)
+    if draws:
+        _run_job(config, draws_job(index.videos("train"), encoder, draws, config.train.audio_drop_path),
+                 cache, encoder, process)
     return cache
+
+
+def draws_to_extract(config: Config, cache: FeatureCache, splits, audio_draws: int) -> list[int]:
+    """The train split's audio draws (indices) that a run asking for ``audio_draws`` still needs."""
+    if not audio_draws or "train" not in splits:
+        return []
+    return audio_draws_lib.missing_draws(cache, "train", audio_draws, config.train.audio_drop_path)
+
+
+def draws_job(videos: VideoSet, encoder: SegmentEncoder, indices: list[int], rate: float) -> Job:
+    """Stochastic audio draws ``indices`` of a split (data/audio_draws.py): audio decoded only."""
+    trunk = encoder.model.modality_trunks["audio"]
+    keep = torch.tensor(trunk.drop_keep_probabilities())
+
+    def encode(items, names):
+        return {audio_draws_lib.draw_name(k): encoder.audio_draw(items["audio"], torch.cat(
+            [audio_draws_lib.draw_masks(k, name, keep, encoder.model.audio_tokens) for name in names])).cpu().numpy()
+            for k in indices}
+
+    return Job(audio_draws_lib.folder_name(videos.split), videos,
+               tuple(audio_draws_lib.draw_name(k) for k in indices), False, encode,
+               f"{videos.split} audio draws {indices[0]}-{indices[-1]}", audio_draws_lib.wanted_provenance(rate))
 
 
 def split_job(videos: VideoSet, encoder: SegmentEncoder) -> Job:
@@ -489,19 +522,24 @@ def _run_job(config: Config, job: Job, cache: FeatureCache, encoder: SegmentEnco
     process.barrier()
 
 
-def ensure_features(config: Config, splits, index: AnnotationIndex) -> FeatureCache:
-    """The cache for ``splits``, extracting first when it lacks them and media + checkpoint are here."""
+def ensure_features(config: Config, splits, index: AnnotationIndex, audio_draws: int = 0) -> FeatureCache:
+    """The cache for ``splits`` (and ``audio_draws`` draws of the train split), extracting first
+    when it lacks them and media + checkpoint are here."""
     cache = FeatureCache(config.cache.dir)
     if cache.exists():
         cache.check(wanted_provenance(config, cache.provenance().get("checkpoint")))
     missing = [s for s in splits if not cache.has_split(s)]
-    if not missing and not cache.missing_text(index.all_vocabulary.names, config.encoder.text_template):
+    draws = draws_to_extract(config, cache, splits, audio_draws)
+    if not missing and not draws and not cache.missing_text(index.all_vocabulary.names,
+                                                            config.encoder.text_template):
         return cache
+    lacking = ", ".join(missing + ([f"{len(draws)} audio draws of train"] if draws else [])) or "the text embeddings"
+    missing += ["train"] if draws and "train" not in missing else []
     reasons = can_extract(config, missing)
     if reasons:
         raise UserError(
-            f"the feature cache at {cache.root} lacks {', '.join(missing) or 'the text embeddings'} and they "
+            f"the feature cache at {cache.root} lacks {lacking} and they "
             "cannot be extracted here:\n  - " + "\n  - ".join(reasons)
             + f"\nEither place the media under {config.data.media_root} and the checkpoint at "
             f"{config.encoder.checkpoint}, or point cache.dir at an existing cache.")
-    return extract(config, missing, index=index)
+    return extract(config, missing, index=index, audio_draws=audio_draws)

@@ -158,7 +158,7 @@ class SplitFeatures:
         return rows, excluded
 
 
-def _open_array(path: Path, split: str) -> np.ndarray:
+def open_array(path: Path, split: str) -> np.ndarray:
     """A cached ``[N, 10, D]`` array, memory-mapped; a truncated or foreign file is a clear error."""
     try:
         array = np.load(path, mmap_mode="r")
@@ -214,21 +214,23 @@ class FeatureCache:
         if (folder / "excluded.csv").is_file():
             with open(folder / "excluded.csv", newline="") as handle:
                 excluded = {row["vid_name"]: row["reason"] for row in csv.DictReader(handle)}
-        audio, vision = (_open_array(folder / f"{name}.npy", split) for name in ("audio", "vision"))
+        audio, vision = (open_array(folder / f"{name}.npy", split) for name in ("audio", "vision"))
         if not (len(vid_names) == len(audio) == len(vision)) or audio.shape[1:] != vision.shape[1:]:
             raise CacheError(f"{folder}: videos.csv ({len(vid_names)} rows), audio.npy {audio.shape} and vision.npy "
                              f"{vision.shape} disagree; {refresh_hint(split)}")
         return SplitFeatures(split, vid_names, audio, vision, excluded, folder)
 
     def remove_split(self, split: str) -> None:
-        """Drop a split's arrays (renamed away first, so a kill never leaves half a split)."""
-        folder, trash = self.split_dir(split), self.root / f".{split}.removing"
-        with writing(folder):
-            shutil.rmtree(trash, ignore_errors=True)
-            if folder.exists():
-                os.rename(folder, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        self.remove_work(split)
+        """Drop a split's arrays and its audio draws (drawn from the same media). Each folder is
+        renamed away first, so a kill never leaves half of one."""
+        for folder in (self.split_dir(split), self.root / f"{split}_audio_draws"):  # see data/audio_draws.py
+            trash = self.root / f".{folder.name}.removing"
+            with writing(folder):
+                shutil.rmtree(trash, ignore_errors=True)
+                if folder.exists():
+                    os.rename(folder, trash)
+                shutil.rmtree(trash, ignore_errors=True)
+            self.remove_work(folder.name)
 
     def text_path(self, template: str) -> Path:
         return self.root / TEXT_DIR / f"{hashlib.sha1(template.encode()).hexdigest()[:12]}.npz"

@@ -130,4 +130,25 @@ def make_synthetic_cache(config, index, separation: float = 0.5, seed: int = 0, 
                 array[start:start + len(block)] = noise + separation * directions[block]
             array.flush()
         (folder / "videos.csv").write_text("vid_name\n" + "\n".join(videos.vid_names) + "\n")
+        if split == "train" and config.train.audio_draws:
+            _write_draws(cache, folder, config, rng)
     return cache
+
+
+def _write_draws(cache, split_folder: Path, config, rng: np.random.Generator) -> None:
+    """Audio draws (data/audio_draws.py) as the eval-mode audio plus a little noise per draw."""
+    from data import audio_draws
+
+    folder = cache.root / audio_draws.folder_name("train")
+    folder.mkdir(parents=True, exist_ok=True)
+    audio = np.load(split_folder / "audio.npy", mmap_mode="r")
+    for k in range(config.train.audio_draws):
+        array = np.lib.format.open_memmap(folder / f"{audio_draws.draw_name(k)}.npy", mode="w+",
+                                          dtype=config.cache.dtype, shape=audio.shape)
+        for start in range(0, len(audio), 4096):
+            block = np.asarray(audio[start:start + 4096], dtype=np.float32)
+            array[start:start + len(block)] = block + 0.2 * rng.standard_normal(block.shape, dtype=np.float32) / \
+                np.sqrt(block.shape[-1])
+        array.flush()
+    (folder / "videos.csv").write_text((split_folder / "videos.csv").read_text())
+    (folder / "provenance.json").write_text(json.dumps(audio_draws.wanted_provenance(config.train.audio_drop_path)))

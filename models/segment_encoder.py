@@ -119,6 +119,16 @@ class SegmentEncoder:
         both = torch.stack([self.audio(clips), self.vision(frames)]).cpu()
         return both[0], both[1]
 
+    def audio_draw(self, clips: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """``[B, 10, 1, 128, 204]`` -> ``[B, 10, D]`` on the device, with the audio trunk in train
+        mode (stochastic depth) and ``masks`` (``[B * 10, branches, tokens]``) as its draws."""
+        trunk = self.model.modality_trunks["audio"]
+        trunk.train()
+        try:
+            return self._per_segment(lambda x: self.model.encode_audio(x, masks.to(self.device)), clips)
+        finally:
+            trunk.eval()
+
     def text(self, tokens: torch.Tensor) -> torch.Tensor:
         """``[K, 77]`` -> ``[K, D]``."""
         with self._context():

@@ -23,6 +23,7 @@ from common.errors import UserError
 from common.files import atomic_write, writing
 from common.schema import Config
 from data.annotations import AnnotationIndex, VideoSet, Vocabulary
+from data.audio_draws import AudioDraws
 from data.extraction import ensure_features
 from data.feature_cache import FeatureCache, SplitFeatures
 from models.decoders import decode_fine_tuning
@@ -31,7 +32,8 @@ from models.similarity import cosine, segment_similarities
 from models.temporal import LAYOUT, TemporalModel, TemporalSettings, training_scores
 from pipeline.evaluate import Evaluation, cached_videos, score, subset_counts
 
-HISTORY_COLUMNS = ("epoch", "train_loss", "selection_split", "accuracy", "segment_f1", "event_f1", "average", "seconds")
+HISTORY_COLUMNS = ("epoch", "train_loss", "audio_draw", "selection_split", "accuracy", "segment_f1", "event_f1",
+                   "average", "seconds")
 
 
 @dataclass
@@ -50,41 +52,61 @@ class SegmentBatches:
     """Shuffled batches of a split's cached features; the order depends only on the seed and
     the epoch, so a resumed run sees exactly the batches it would have seen.
 
+    ``draws`` (:class:`data.audio_draws.AudioDraws`): epoch ``e`` takes its audio from draw
+    ``(e - 1) mod draws.count``, as the published training saw a fresh draw every epoch;
+    without draws, the eval-mode audio.
+
     ``resident`` (the default on a GPU): the split is read once, checked, and kept on the
-    device in the cache's dtype, so a step is an index into device memory instead of a
-    gather from the memory map and a copy. Otherwise batches are gathered from the memory
-    map each step (flat host memory however large the split). Both give the same values."""
+    device in the cache's dtype (the epoch's audio draw too), so a step is an index into
+    device memory instead of a gather from the memory map and a copy. Otherwise batches are
+    gathered from the memory map each step (flat host memory however large the split). Both
+    give the same values."""
 
     def __init__(self, data: SplitData, batch_size: int, seed: int, device: torch.device,
-                 resident: bool | None = None):
+                 resident: bool | None = None, draws: AudioDraws | None = None):
         self.data = data
         self.targets = torch.from_numpy(data.videos.segment_classes).to(device)
         self.batch_size = batch_size
         self.seed = seed
         self.device = device
+        self.draws = draws
+        self.draw_rows = draws.rows(data.videos.vid_names) if draws is not None else None
         self.resident = device.type == "cuda" if resident is None else resident
+        self._dtype = getattr(torch, str(data.features.audio.dtype))
+        self._resident_draw = None
         if self.resident:
-            dtype = getattr(torch, str(data.features.audio.dtype))
-            blocks = [data.features.gather(data.rows[start:start + 4096]) for start in range(0, len(data.rows), 4096)]
-            self.audio, self.vision = (torch.cat([torch.from_numpy(b[m]).to(device, dtype) for b in blocks])
-                                       if blocks else None for m in (0, 1))
+            self.audio, self.vision = (self._to_device(lambda rows, m=m: data.features.gather(rows)[m], data.rows)
+                                       for m in (0, 1))
+
+    def _to_device(self, read, rows: np.ndarray) -> torch.Tensor:
+        blocks = [read(rows[start:start + 4096]) for start in range(0, len(rows), 4096)]
+        return torch.cat([torch.from_numpy(block).to(self.device, self._dtype) for block in blocks])
 
     def __len__(self) -> int:
         return -(-len(self.data.rows) // self.batch_size)
 
-    def _batch(self, members: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    def draw_of_epoch(self, epoch: int) -> int | None:
+        return None if self.draws is None else (epoch - 1) % self.draws.count
+
+    def _batch(self, members: np.ndarray, draw: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         if self.resident:
             index = torch.from_numpy(members).to(self.device)
             return self.audio[index].float(), self.vision[index].float()
         audio, vision = self.data.features.gather(self.data.rows[members])
+        if draw is not None:
+            audio = self.draws.gather(self.draw_rows[members], draw)
         return torch.from_numpy(audio).to(self.device), torch.from_numpy(vision).to(self.device)
 
     def epoch(self, epoch: int):
+        draw = self.draw_of_epoch(epoch)
+        if self.resident and draw is not None and draw != self._resident_draw:
+            self.audio = self._to_device(lambda rows: self.draws.gather(rows, draw), self.draw_rows)
+            self._resident_draw = draw
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(len(self.data.rows), generator=generator).numpy()
         for start in range(0, len(order), self.batch_size):
             members = np.sort(order[start:start + self.batch_size])  # sorted: sequential reads
-            audio, vision = self._batch(members)
+            audio, vision = self._batch(members, draw)
             yield audio, vision, self.targets[torch.from_numpy(members).to(self.device)]
 
 
@@ -180,8 +202,10 @@ class Trainer:
         selection = config.train.selection
         index.require_splits({"train": "training", selection: "model selection, train.selection",
                               "test": "the final test"})
-        cache = ensure_features(config, list(dict.fromkeys(["train", selection, "test"])), index)
+        draws = config.train.audio_draws
+        cache = ensure_features(config, list(dict.fromkeys(["train", selection, "test"])), index, draws)
         self.train_data = load_split(cache, index, "train", index.seen_vocabulary)
+        self.draws = AudioDraws(cache, "train", draws, config.train.audio_drop_path) if draws else None
         self.selection_data = load_split(cache, index, selection, index.all_vocabulary)
         self.test_data = self.selection_data if selection == "test" else load_split(cache, index, "test",
                                                                                     index.all_vocabulary)
@@ -239,7 +263,7 @@ class Trainer:
             from torch.utils.tensorboard import SummaryWriter  # slow import, only when asked for
 
             tensorboard = SummaryWriter(self.folder / "tensorboard", purge_step=done + 1)
-        batches = SegmentBatches(self.train_data, cfg.batch_size, cfg.seed, self.device)
+        batches = SegmentBatches(self.train_data, cfg.batch_size, cfg.seed, self.device, draws=self.draws)
         for epoch in range(done + 1, cfg.epochs + 1):
             start = time.perf_counter()
             loss = train_one_epoch(model, optimizer, batches.epoch(epoch), self.text_seen, self.config.temporal,
@@ -247,7 +271,8 @@ class Trainer:
             summaries = evaluate_model(model, self.selection_data, self.text_all, self.config.temporal,
                                        self.config.eval.block_videos).summaries
             chosen = summaries["total"]
-            record = {"epoch": epoch, "train_loss": loss, "selection_split": cfg.selection, **chosen,
+            record = {"epoch": epoch, "train_loss": loss, "audio_draw": batches.draw_of_epoch(epoch),
+                      "selection_split": cfg.selection, **chosen,
                       "seconds": round(time.perf_counter() - start, 3), "by_subset": summaries}
             history.append(record)
             self._write_history([record], "a")

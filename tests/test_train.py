@@ -358,3 +358,27 @@ def test_a_checkpoint_of_the_earlier_layout_is_refused(separable, tmp_path):
     torch.save(checkpoint, tmp_path / "old.pt")
     with pytest.raises(UserError, match=r"old.pt holds temporal layers of an earlier layout.*train it again"):
         train.main(separable + [f"output.root={tmp_path / 'runs'}", "--evaluate", str(tmp_path / "old.pt")])
+
+
+def test_each_epoch_reads_its_audio_draw_and_zero_draws_read_eval_mode_audio(separable, tmp_path):
+    from data.audio_draws import AudioDraws
+
+    _, results = _run(separable, tmp_path, "train.audio_draws=2", "train.epochs=3")
+    assert [h["audio_draw"] for h in results["history"]] == [0, 1, 0]
+    config = _config(separable)
+    index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
+    cache = training.FeatureCache(config.cache.dir)
+    data = training.load_split(cache, index, "train", index.seen_vocabulary)
+    draws = AudioDraws(cache, "train", 2, 0.1)
+    for resident in (False, True):
+        batches = training.SegmentBatches(data, 16, 1, torch.device("cpu"), resident=resident, draws=draws)
+        audio, vision, _ = next(iter(batches.epoch(2)))
+        members = np.sort(torch.randperm(len(data.rows), generator=torch.Generator().manual_seed(100_003 + 2))
+                          .numpy()[:16])
+        torch.testing.assert_close(audio, torch.from_numpy(draws.gather(batches.draw_rows[members], 1)))
+        torch.testing.assert_close(vision, torch.from_numpy(data.features.gather(data.rows[members])[1]))
+    plain = training.SegmentBatches(data, 16, 1, torch.device("cpu"))
+    audio, _, _ = next(iter(plain.epoch(2)))
+    torch.testing.assert_close(audio, torch.from_numpy(data.features.gather(data.rows[members])[0]))
+    _, without = _run(separable, tmp_path / "none", "train.audio_draws=0", "train.epochs=1")
+    assert without["history"][0]["audio_draw"] is None

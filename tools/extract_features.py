@@ -5,7 +5,8 @@
 
     python tools/extract_features.py --config ... --splits test --refresh   # again, e.g. after fixing media
 
-Killed runs resume where they stopped. Across nodes, cache.dir must be a shared folder. One
+With train in --splits, train.audio_draws stochastic audio draws of it are extracted too
+(data/audio_draws.py). Killed runs resume where they stopped. Across nodes, cache.dir must be a shared folder. One
 extraction job owns a cache folder at a time; a second one stops at once.
 """
 
@@ -40,7 +41,8 @@ def main(argv=None) -> None:
         return
     process = init_process()
     try:
-        cache = extract(config, args.splits, process, refresh=args.splits if args.refresh else ())
+        cache = extract(config, args.splits, process, refresh=args.splits if args.refresh else (),
+                        audio_draws=config.train.audio_draws)
         if process.is_main:
             print(f"feature cache ready: {cache.root}")
     finally:

@@ -391,3 +391,86 @@ def test_provenance_records_the_numerics(synthetic_bench, tmp_path):
     encoder = extraction.wanted_provenance(config)["encoder"]
     assert encoder["precision"] == "tf32"
     assert encoder["numerics"] == {"autocast": None, "fp32_matmul": "tf32", "fp32_conv": "tf32"}
+
+
+def _count_draw_encodings(monkeypatch):
+    calls = []
+    original = extraction.SegmentEncoder.audio_draw
+    monkeypatch.setattr(extraction.SegmentEncoder, "audio_draw",
+                        lambda self, clips, masks: calls.append(len(clips)) or original(self, clips, masks))
+    return calls
+
+
+def test_audio_draws_are_reproducible_extended_not_redone_and_checked(synthetic_bench, tmp_path, monkeypatch):
+    from data import audio_draws
+
+    cache_dir = tmp_path / "cache"
+    # the small size: its second audio block has a drop rate above 0 (the tiny one has one block, rate 0)
+    config = synthetic_config(synthetic_bench, cache_dir, "train.audio_draws=2", "encoder.size=small")
+    calls = _count_draw_encodings(monkeypatch)
+    extract(config, ["train"], audio_draws=2)
+    train_videos = AnnotationIndex.load(config.data.meta_csv, config.data.label_json).videos("train")
+    assert sum(calls) == 2 * len(train_videos)  # each draw encodes every video's audio once
+    draws = audio_draws.AudioDraws(FeatureCache(cache_dir), "train", 2, 0.1)
+    np.testing.assert_array_equal(draws.vid_names, train_videos.vid_names)
+
+    # Draw k of a video is the encoder in train mode with that video's seeded masks.
+    encoder = extraction.build_encoder(config, torch.device("cpu"))
+    keep = torch.tensor(encoder.model.modality_trunks["audio"].drop_keep_probabilities())
+    vid, category = str(train_videos.vid_names[3]), train_videos.categories[3]
+    clips = audio_segments(media_paths(config.data.media_root, "train", category, vid)[0])[None]
+    for k in (0, 1):
+        masks = audio_draws.draw_masks(k, vid, keep, encoder.model.audio_tokens)
+        np.testing.assert_allclose(draws.gather([3], k)[0], encoder.audio_draw(clips, masks)[0].numpy(), rtol=1e-5,
+                                   atol=1e-5)
+    eval_mode = FeatureCache(cache_dir).split("train").gather([3])[0][0]
+    assert not np.allclose(draws.gather([3], 0)[0], eval_mode) and not np.allclose(draws.gather([3], 0),
+                                                                                  draws.gather([3], 1))
+
+    calls.clear()
+    extract(config, ["train"], audio_draws=2)  # already there: nothing encoded
+    assert not calls
+    extract(config, ["train"], audio_draws=3)  # one more draw: only draw 2 is encoded
+    assert sum(calls) == len(train_videos)
+    before = np.array(draws.arrays[1])
+    np.testing.assert_array_equal(audio_draws.AudioDraws(FeatureCache(cache_dir), "train", 3, 0.1).arrays[1], before)
+
+    other_rate = synthetic_config(synthetic_bench, cache_dir, "train.audio_drop_path=0.2", "encoder.size=small")
+    with pytest.raises(CacheError, match=r"train_audio_draws holds audio draws made with audio_drop_path 0.1 .*"
+                                         r"asks for 0.2. Set train.audio_drop_path to match, or delete the folder"):
+        extract(other_rate, ["train"], audio_draws=2)
+
+
+@pytest.mark.slow
+def test_audio_draws_resume_after_a_kill_and_match_two_processes(synthetic_bench, tmp_path, monkeypatch):
+    from data import audio_draws
+
+    small = ("train.audio_draws=2", "encoder.size=small")
+    whole = tmp_path / "whole"
+    extract(synthetic_config(synthetic_bench, whole, *small), ["train"], audio_draws=2)
+    expected = audio_draws.AudioDraws(FeatureCache(whole), "train", 2, 0.1)
+
+    cut = tmp_path / "cut"
+    config = synthetic_config(synthetic_bench, cut, *small, "extract.chunk_size=1")
+    merge = extraction._merge
+
+    def killed_before_merging_the_draws(job, *args):
+        if job.folder == "train_audio_draws":
+            raise KeyboardInterrupt
+        return merge(job, *args)
+
+    monkeypatch.setattr(extraction, "_merge", killed_before_merging_the_draws)
+    with pytest.raises(KeyboardInterrupt):
+        extract(config, ["train"], audio_draws=2)
+    monkeypatch.undo()
+    chunks = sorted((cut / ".work" / "train_audio_draws").glob("chunk_*.npz"))
+    assert len(chunks) == 6 and not (cut / "train_audio_draws").exists()
+    for chunk in chunks[::2]:  # half the draws' chunks done, scattered
+        chunk.unlink()
+    result = subprocess.run(_extract_command(synthetic_bench, cut, *small, "extract.chunk_size=1",
+                                             torchrun=True) + ["--splits", "train"],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed = audio_draws.AudioDraws(FeatureCache(cut), "train", 2, 0.1)
+    for k in (0, 1):
+        np.testing.assert_allclose(np.asarray(resumed.arrays[k]), np.asarray(expected.arrays[k]), rtol=1e-5, atol=1e-6)
