@@ -242,7 +242,8 @@ def _extract_chunks(config: Config, job: Job, cache: FeatureCache, encoder: Segm
         for items in loader:
             for position, reason in items["failures"]:
                 if not config.extract.skip_bad_media:
-                    raise MediaError(f"{reason}\n(video {str(videos.vid_names[position])!r} of the {videos.split} split; "
+                    vid = str(videos.vid_names[position])
+                    raise MediaError(f"{reason}\n(video {vid!r} of the {videos.split} split; "
                                      "fix or replace the file and re-run, or set extract.skip_bad_media: true to "
                                      "leave bad videos out and count them)")
                 _chunk_for(chunks, position, size, job).bad.append((position, reason))

@@ -216,7 +216,8 @@ class Trainer:
 
     def _payload(self, model, epoch: int, metrics: dict) -> dict:
         return {"model": model.state_dict(), "temporal": dataclasses.asdict(self.config.temporal),
-                "layout": LAYOUT, "embed_dim": self.embed_dim, "config": to_dict(self.config), "epoch": epoch, "metrics": metrics}
+                "layout": LAYOUT, "embed_dim": self.embed_dim, "config": to_dict(self.config), "epoch": epoch,
+                "metrics": metrics}
 
     def _write_history(self, records: list, mode: str) -> None:
         """``mode`` "w": history.csv from scratch (a resume rewrites it from the checkpoint, so

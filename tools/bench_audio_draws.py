@@ -93,7 +93,8 @@ def main(argv=None) -> None:
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     print(f"extraction, {videos} synthetic train videos, ImageBind-{args.size} (random weights), CPU:")
-    print(f"  eval-mode audio + frames: {eval_mode:6.1f} s | one audio draw: {draw:6.1f} s | ratio {draw / eval_mode:.2f}")
+    print(f"  eval-mode audio + frames: {eval_mode:6.1f} s | one audio draw: {draw:6.1f} s | "
+          f"ratio {draw / eval_mode:.2f}")
     print(f"  ImageBind-huge encoder work of one draw / eval-mode: {huge['audio'] / (huge['audio'] + huge['vision']):.3f} "
           "(FLOPs; decoding the audio only adds little)")
     print(f"training epoch, {train_videos} train videos (synthetic 1024-d float32 cache):")
