@@ -126,6 +126,11 @@ class Job:
     encode: Callable  # (batch from collate_media, vid_names) -> {output: [B, 10, D] numpy}
     label: str  # for the progress bar
     provenance: dict | None = None  # written as the folder's provenance.json
+    work: str = ""  # chunk folder under .work/ (default: ``folder``); chunks hold exactly ``outputs``
+
+    @property
+    def work_name(self) -> str:
+        return self.work or self.folder
 
 
 def _decoding_worker(_):
@@ -209,7 +214,7 @@ def _check_shared_memory(workers: int, batch_size: int) -> None:
 
 
 def _unfinished_chunks(config: Config, job: Job, cache: FeatureCache) -> list[int]:
-    work = cache.work_dir(job.folder)
+    work = cache.work_dir(job.work_name)
     num_chunks = math.ceil(len(job.videos) / config.extract.chunk_size)
     return [c for c in range(num_chunks) if not _chunk_path(work, c).is_file()]
 
@@ -217,7 +222,7 @@ def _unfinished_chunks(config: Config, job: Job, cache: FeatureCache) -> list[in
 def _extract_chunks(config: Config, job: Job, cache: FeatureCache, encoder: SegmentEncoder,
                     process: Process, unfinished: list[int]) -> None:
     videos = job.videos
-    work = cache.work_dir(job.folder)
+    work = cache.work_dir(job.work_name)
     with writing(work):
         work.mkdir(parents=True, exist_ok=True)
     size = config.extract.chunk_size
@@ -281,7 +286,7 @@ def _merge(job: Job, cache: FeatureCache, dim: int, dtype: str) -> tuple[int, in
     """Chunks -> the job's final arrays, in video-list order. A new folder appears by one
     rename; arrays added to an existing folder (more audio draws) each appear by one rename."""
     videos = job.videos
-    work = cache.work_dir(job.folder)
+    work = cache.work_dir(job.work_name)
     paths = sorted(work.glob("chunk_*.npz"))
     kept, bad = [], []
     for path in paths:
@@ -318,7 +323,9 @@ def _merge(job: Job, cache: FeatureCache, dim: int, dtype: str) -> tuple[int, in
             _install(staging, final, job.outputs)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # a failed merge leaves only the chunks: a re-run merges again
-    cache.remove_work(job.folder)
+    cache.remove_work(job.work_name)
+    for stale in cache.work_dir(job.folder).parent.glob(f"{job.folder}.*"):  # chunks of an abandoned set of draws
+        cache.remove_work(stale.name)
     return total, len(bad)
 
 
@@ -490,9 +497,10 @@ def draws_job(videos: VideoSet, encoder: SegmentEncoder, indices: list[int], rat
             [audio_draws_lib.draw_masks(k, name, keep, encoder.model.audio_tokens) for name in names])).cpu().numpy()
             for k in indices}
 
-    return Job(audio_draws_lib.folder_name(videos.split), videos,
-               tuple(audio_draws_lib.draw_name(k) for k in indices), False, encode,
-               f"{videos.split} audio draws {indices[0]}-{indices[-1]}", audio_draws_lib.wanted_provenance(rate))
+    outputs = tuple(audio_draws_lib.draw_name(k) for k in indices)
+    folder = audio_draws_lib.folder_name(videos.split)
+    return Job(folder, videos, outputs, False, encode, f"{videos.split} audio draws {indices[0]}-{indices[-1]}",
+               audio_draws_lib.wanted_provenance(rate), work=f"{folder}.{outputs[0]}-{outputs[-1]}")
 
 
 def split_job(videos: VideoSet, encoder: SegmentEncoder) -> Job:

@@ -231,6 +231,8 @@ class FeatureCache:
                     os.rename(folder, trash)
                 shutil.rmtree(trash, ignore_errors=True)
             self.remove_work(folder.name)
+        for work in self.root.glob(f"{WORK_DIR}/{split}_audio_draws.*"):  # draws' chunks, per set of draws
+            self.remove_work(work.name)
 
     def text_path(self, template: str) -> Path:
         return self.root / TEXT_DIR / f"{hashlib.sha1(template.encode()).hexdigest()[:12]}.npz"

@@ -463,7 +463,7 @@ def test_audio_draws_resume_after_a_kill_and_match_two_processes(synthetic_bench
     with pytest.raises(KeyboardInterrupt):
         extract(config, ["train"], audio_draws=2)
     monkeypatch.undo()
-    chunks = sorted((cut / ".work" / "train_audio_draws").glob("chunk_*.npz"))
+    chunks = sorted((cut / ".work" / "train_audio_draws.draw_000-draw_001").glob("chunk_*.npz"))
     assert len(chunks) == 6 and not (cut / "train_audio_draws").exists()
     for chunk in chunks[::2]:  # half the draws' chunks done, scattered
         chunk.unlink()
@@ -474,3 +474,13 @@ def test_audio_draws_resume_after_a_kill_and_match_two_processes(synthetic_bench
     resumed = audio_draws.AudioDraws(FeatureCache(cut), "train", 2, 0.1)
     for k in (0, 1):
         np.testing.assert_allclose(np.asarray(resumed.arrays[k]), np.asarray(expected.arrays[k]), rtol=1e-5, atol=1e-6)
+
+    # Killed while drawing 2-3, then asked for 5: the unfinished set is dropped, 2-4 are drawn.
+    monkeypatch.setattr(extraction, "_merge", killed_before_merging_the_draws)
+    with pytest.raises(KeyboardInterrupt):
+        extract(synthetic_config(synthetic_bench, cut, *small), ["train"], audio_draws=4)
+    monkeypatch.undo()
+    assert (cut / ".work" / "train_audio_draws.draw_002-draw_003").is_dir()
+    extract(synthetic_config(synthetic_bench, cut, *small), ["train"], audio_draws=5)
+    assert not (cut / ".work").exists()
+    assert audio_draws.AudioDraws(FeatureCache(cut), "train", 5, 0.1).count == 5
