@@ -13,7 +13,9 @@ Layout (plain ``.npy`` / ``.npz`` / CSV / JSON; readable with numpy alone)::
         audio.npy              [N, 10, D] audio embedding of each 1 s segment
         vision.npy             [N, 10, D] frame embedding of each segment
         excluded.csv           vid_name,reason: videos left out (only with skip_bad_media)
-      .work/<split>/chunk_*.npz  finished chunks of an extraction in progress
+      train_audio_draws/       stochastic audio draws of the train split (data/audio_draws.py)
+      .work/<job>/chunk_*.npz  finished chunks of an extraction in progress
+      .lock                    held by the one extraction job writing the cache (common/locking.py)
 
 Rows are the ImageBind outputs as the official model returns them: vision unit-norm, audio
 unit-norm x 20, text unit-norm x its logit scale; cosine similarity normalises them again.
