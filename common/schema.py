@@ -26,10 +26,17 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class EncoderConfig:
+    family: Literal["imagebind"] = "imagebind"  # a module of models/families/
     size: str = "huge"  # a file of models/imagebind_sizes/
     checkpoint: str = ".checkpoints/imagebind_huge.pth"  # or "random": seeded random weights (demo, tests)
     precision: Literal["fp32", "tf32", "bf16", "fp16"] = "fp32"  # fp32: IEEE float32, the published precision
     text_template: str = "{}"  # how a class name becomes text; "{}" = the name as it is
+    text_template_audio: Optional[str] = None  # for scoring the audio; null = text_template
+    text_template_vision: Optional[str] = None  # for scoring the frames; null = text_template
+
+    def template(self, modality: str) -> str:
+        own = self.text_template_audio if modality == "audio" else self.text_template_vision
+        return self.text_template if own is None else own
 
 
 @dataclass(frozen=True)

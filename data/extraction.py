@@ -33,14 +33,11 @@ from common.runinfo import code_version
 from common.schema import Config
 from data import audio_draws as audio_draws_lib
 from data.annotations import AnnotationIndex, VideoSet
-from data.feature_cache import (FORMAT_VERSION, RANDOM_CHECKPOINT, CacheError, FeatureCache, atomic_write,
-                                atomic_write_json, checkpoint_identity, refresh_hint, writing)
-from data.preprocess import NUM_SEGMENTS, PREPROCESSING, MediaError, audio_segments, tokenize, video_frames
-from models.checkpoint import load_pretrained_imagebind, missing_checkpoint_message
-from models.imagebind import ImageBindSize, build_imagebind
-from models.segment_encoder import PRECISIONS, SegmentEncoder, resolve_device
-
-RANDOM_INIT_SEED = 0
+from data.feature_cache import (FORMAT_VERSION, CacheError, FeatureCache, atomic_write, atomic_write_json,
+                                refresh_hint, writing)
+from data.preprocess import NUM_SEGMENTS, MediaError
+from models.families import MODALITIES, family
+from models.segment_encoder import resolve_device
 
 
 def media_paths(media_root, split: str, category: str, vid: str) -> tuple[Path, Path]:
@@ -49,47 +46,34 @@ def media_paths(media_root, split: str, category: str, vid: str) -> tuple[Path, 
     return root / "audio" / category / f"{vid}.wav", root / "video" / category / vid
 
 
-def wanted_provenance(config: Config, remembered_checkpoint: dict | None = None) -> dict:
-    """What this run's features must have been made with. The checkpoint block is None when
-    the checkpoint file is not here (a cache made elsewhere is then trusted for it)."""
-    checkpoint = config.encoder.checkpoint
-    identity = None
-    if checkpoint == RANDOM_CHECKPOINT or Path(checkpoint).is_file():
-        identity = checkpoint_identity(checkpoint, remembered_checkpoint)
-    size = ImageBindSize.named(config.encoder.size)
+def wanted_provenance(config: Config, remembered_models: dict | None = None) -> dict:
+    """What this run's features must have been made with (a model file that is not here is
+    None: a cache made elsewhere is then trusted for it)."""
+    backbone = family(config.encoder.family)
     return {
         "format_version": FORMAT_VERSION,
-        "encoder": {"family": "imagebind", "size": config.encoder.size, "out_embed_dim": size.out_embed_dim,
-                    "precision": config.encoder.precision,
-                    "numerics": PRECISIONS[config.encoder.precision].record()},
-        "checkpoint": identity,
-        "preprocessing": PREPROCESSING,
+        "encoder": backbone.identity(config),
+        "models": backbone.models(config, remembered_models),
+        "preprocessing": backbone.preprocessing(),
         "dtype": config.cache.dtype,
     }
 
 
-def build_encoder(config: Config, device: torch.device) -> SegmentEncoder:
-    """The configured encoder on ``device``. Random weights are drawn on the CPU, then moved:
-    CPU and CUDA generators give different numbers for one seed, and "random" must name one
-    model wherever it runs (a resumed extraction may run on another device type)."""
-    rate = config.train.audio_drop_path  # active only for audio draws (train mode); eval mode ignores it
-    if config.encoder.checkpoint == RANDOM_CHECKPOINT:
-        torch.manual_seed(RANDOM_INIT_SEED)
-        model = build_imagebind(config.encoder.size, "cpu", audio_drop_path=rate)
-    else:
-        model = load_pretrained_imagebind(config.encoder.size, config.encoder.checkpoint, device, audio_drop_path=rate)
-    return SegmentEncoder(model, device, config.encoder.precision)
+def build_encoder(config: Config, device: torch.device):
+    """The configured family's encoder on ``device`` (see models/families)."""
+    return family(config.encoder.family).build(config, device)
 
 
 class MediaDataset(Dataset):
     """Videos of one split, decoded into encoder inputs (the frames only when ``frames``); a bad
     video becomes a failure record."""
 
-    def __init__(self, videos: VideoSet, media_root, positions, frames: bool = True):
+    def __init__(self, videos: VideoSet, media_root, positions, decode_audio, decode_frames=None):
         self.videos = videos
         self.media_root = media_root
         self.positions = list(positions)
-        self.frames = frames
+        self.decode_audio = decode_audio
+        self.decode_frames = decode_frames
 
     def __len__(self) -> int:
         return len(self.positions)
@@ -99,7 +83,8 @@ class MediaDataset(Dataset):
         wav, frames = media_paths(self.media_root, self.videos.split, self.videos.categories[position],
                                   self.videos.vid_names[position])
         try:
-            return position, audio_segments(wav), video_frames(frames) if self.frames else None, ""
+            return (position, self.decode_audio(wav),
+                    self.decode_frames(frames) if self.decode_frames is not None else None, "")
         except MediaError as err:
             return position, None, None, str(err)
 
@@ -121,7 +106,7 @@ class Job:
 
     folder: str  # under the cache root; also names the job's chunk folder
     videos: VideoSet
-    outputs: tuple[str, ...]  # array names, each written as <name>.npy
+    outputs: dict  # array name (written as <name>.npy) -> its width
     frames: bool  # whether the frames must be decoded
     encode: Callable  # (batch from collate_media, vid_names) -> {output: [B, 10, D] numpy}
     label: str  # for the progress bar
@@ -143,7 +128,7 @@ class _Chunk:
     """Rows of one chunk as they arrive; saved when every video is accounted for."""
 
     size: int
-    outputs: tuple[str, ...]
+    outputs: dict  # name -> width
     positions: list = field(default_factory=list)
     rows: dict = field(default_factory=dict)  # output -> list of [1, 10, D]
     bad: list = field(default_factory=list)
@@ -156,10 +141,10 @@ class _Chunk:
         for name in self.outputs:
             self.rows.setdefault(name, []).append(arrays[name][i:i + 1])
 
-    def save(self, path: Path, dtype: str, dim: int) -> None:
-        empty = np.zeros((0, NUM_SEGMENTS, dim))
-        arrays = {name: (np.concatenate(self.rows[name]) if self.rows.get(name) else empty).astype(dtype)
-                  for name in self.outputs}
+    def save(self, path: Path, dtype: str) -> None:
+        arrays = {name: (np.concatenate(self.rows[name]) if self.rows.get(name)
+                         else np.zeros((0, NUM_SEGMENTS, width))).astype(dtype)
+                  for name, width in self.outputs.items()}
         bad_positions = np.array([p for p, _ in self.bad], dtype=np.int64)
         bad_reasons = np.array([r for _, r in self.bad], dtype=str)
         atomic_write(path, lambda f: np.savez(f, positions=np.array(self.positions, dtype=np.int64),
@@ -219,8 +204,8 @@ def _unfinished_chunks(config: Config, job: Job, cache: FeatureCache) -> list[in
     return [c for c in range(num_chunks) if not _chunk_path(work, c).is_file()]
 
 
-def _extract_chunks(config: Config, job: Job, cache: FeatureCache, encoder: SegmentEncoder,
-                    process: Process, unfinished: list[int]) -> None:
+def _extract_chunks(config: Config, job: Job, cache: FeatureCache, encoder, process: Process,
+                    unfinished: list[int]) -> None:
     videos = job.videos
     work = cache.work_dir(job.work_name)
     with writing(work):
@@ -238,7 +223,10 @@ def _extract_chunks(config: Config, job: Job, cache: FeatureCache, encoder: Segm
         return
     workers = num_workers(config.extract.num_workers)
     _check_shared_memory(workers, config.extract.batch_size)
-    loader = DataLoader(MediaDataset(videos, config.data.media_root, positions, job.frames), batch_sampler=batches,
+    backbone = family(config.encoder.family)
+    dataset = MediaDataset(videos, config.data.media_root, positions, backbone.decode_audio,
+                           backbone.decode_frames if job.frames else None)
+    loader = DataLoader(dataset, batch_sampler=batches,
                         num_workers=workers, collate_fn=collate_media,
                         pin_memory=encoder.device.type == "cuda", worker_init_fn=_decoding_worker)
     chunks: dict[int, _Chunk] = {}
@@ -259,7 +247,7 @@ def _extract_chunks(config: Config, job: Job, cache: FeatureCache, encoder: Segm
                 for i, position in enumerate(items["positions"]):
                     _chunk_for(chunks, position, size, job).add(position, arrays, i)
             for index in [i for i, chunk in chunks.items() if chunk.complete()]:
-                chunks.pop(index).save(_chunk_path(work, index), config.cache.dtype, encoder.embed_dim)
+                chunks.pop(index).save(_chunk_path(work, index), config.cache.dtype)
             bar.update(len(items["positions"]) + len(items["failures"]))
 
 
@@ -282,7 +270,7 @@ def _chunk_for(chunks: dict, position: int, size: int, job: Job) -> _Chunk:
     return chunks[index]
 
 
-def _merge(job: Job, cache: FeatureCache, dim: int, dtype: str) -> tuple[int, int]:
+def _merge(job: Job, cache: FeatureCache, dtype: str) -> tuple[int, int]:
     """Chunks -> the job's final arrays, in video-list order. A new folder appears by one
     rename; arrays added to an existing folder (more audio draws) each appear by one rename."""
     videos = job.videos
@@ -304,7 +292,7 @@ def _merge(job: Job, cache: FeatureCache, dim: int, dtype: str) -> tuple[int, in
         with writing(staging):
             shutil.rmtree(staging, ignore_errors=True)
             staging.mkdir(parents=True)
-            _write_arrays(staging, paths, job.outputs, (total, NUM_SEGMENTS, dim), dtype)
+            _write_arrays(staging, paths, job.outputs, total, dtype)
             if job.provenance is not None:
                 (staging / "provenance.json").write_text(json.dumps(job.provenance, indent=2, sort_keys=True) + "\n")
             order = np.concatenate(kept) if kept else np.zeros(0, np.int64)
@@ -329,7 +317,7 @@ def _merge(job: Job, cache: FeatureCache, dim: int, dtype: str) -> tuple[int, in
     return total, len(bad)
 
 
-def _install(staging: Path, final: Path, outputs: tuple[str, ...]) -> None:
+def _install(staging: Path, final: Path, outputs) -> None:
     if not final.exists():
         os.rename(staging, final)
         return
@@ -345,15 +333,16 @@ def _read_or_empty(path: Path) -> bytes:
     return path.read_bytes() if path.exists() else b""
 
 
-def _write_arrays(folder: Path, chunk_paths: list, outputs: tuple[str, ...], shape: tuple, dtype: str) -> None:
-    """``<output>.npy`` from the chunks, in chunk order. The space is allocated first and rows
-    are written with plain writes, not a memory map: a full disk is an OSError that becomes one
-    message, never a SIGBUS."""
+def _write_arrays(folder: Path, chunk_paths: list, outputs: dict, rows: int, dtype: str) -> None:
+    """``<output>.npy`` (``[rows, 10, width]``) from the chunks, in chunk order. The space is
+    allocated first and rows are written with plain writes, not a memory map: a full disk is an
+    OSError that becomes one message, never a SIGBUS."""
     dtype = np.dtype(dtype)
-    header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
     handles = {name: open(folder / f"{name}.npy", "wb") for name in outputs}
     try:
-        for handle in handles.values():
+        for name, handle in handles.items():
+            shape = (rows, NUM_SEGMENTS, outputs[name])
+            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
             np.lib.format.write_array_header_1_0(handle, header)
             handle.flush()
             _allocate(handle, handle.tell() + math.prod(shape) * dtype.itemsize)
@@ -374,10 +363,10 @@ def _allocate(handle, size: int) -> None:
             raise
 
 
-def _check_free_space(root: Path, rows: int, dim: int, dtype: str) -> None:
-    """``rows``: videos times arrays per video. Chunks and the merged arrays coexist for a
-    moment: twice the final size."""
-    needed = 2 * rows * NUM_SEGMENTS * dim * np.dtype(dtype).itemsize
+def _check_free_space(root: Path, videos: int, widths: int, dtype: str) -> None:
+    """``widths``: the summed widths of the arrays per video. Chunks and the merged arrays
+    coexist for a moment: twice the final size."""
+    needed = 2 * videos * NUM_SEGMENTS * widths * np.dtype(dtype).itemsize
     free = shutil.disk_usage(root).free
     if free < needed:
         raise CacheError(f"not enough disk space for the feature cache at {root}: about {needed / 1e9:.1f} GB "
@@ -386,12 +375,15 @@ def _check_free_space(root: Path, rows: int, dim: int, dtype: str) -> None:
 
 def _prepare_cache(config: Config, cache: FeatureCache) -> None:
     """Check an existing cache against this run, or give a new one its provenance."""
-    remembered = cache.provenance().get("checkpoint") if cache.exists() else None
+    remembered = cache.provenance().get("models") if cache.exists() else None
     wanted = wanted_provenance(config, remembered)
     if cache.exists():
         cache.check(wanted)
-        if wanted["checkpoint"] not in (None, remembered):  # remember the hash for the file as it is now
-            atomic_write_json(cache.provenance_path, {**cache.provenance(), "checkpoint": wanted["checkpoint"]})
+        present = {name: file for name, file in wanted["models"].items() if file is not None}
+        if any((remembered or {}).get(name) != file for name, file in present.items()):
+            # remember the hashes for the files as they are now (size and mtime)
+            atomic_write_json(cache.provenance_path,
+                              {**cache.provenance(), "models": {**(remembered or {}), **present}})
         return
     atomic_write_json(cache.provenance_path, {**wanted, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                               "code_version": code_version(), "torch": torch.__version__})
@@ -429,10 +421,7 @@ def _claim_cache(config: Config, cache: FeatureCache, process: Process, refresh)
 
 def can_extract(config: Config, splits) -> list[str]:
     """Why extraction is impossible here (empty when it is possible)."""
-    reasons = []
-    checkpoint = config.encoder.checkpoint
-    if checkpoint != RANDOM_CHECKPOINT and not Path(checkpoint).is_file():
-        reasons.append(missing_checkpoint_message(Path(checkpoint)))
+    reasons = list(family(config.encoder.family).missing_weights(config))
     for split in splits:
         if not (Path(config.data.media_root) / split).is_dir():
             reasons.append(f"no media for the {split} split under {Path(config.data.media_root) / split} "
@@ -459,9 +448,8 @@ def extract(config: Config, splits, process: Process | None = None,
 def _extract_missing(config: Config, splits, process: Process, index: AnnotationIndex,
                      cache: FeatureCache, audio_draws: int) -> FeatureCache:
     names = list(index.all_vocabulary.names)
-    template = config.encoder.text_template
     todo = [split for split in splits if not cache.has_split(split)]
-    need_text = bool(cache.missing_text(names, template))
+    need_text = missing_text(config, cache, names)
     draws = draws_to_extract(config, cache, splits, audio_draws)
     process.barrier()  # every rank has looked before any rank writes: they all decide alike
     if not todo and not need_text and not draws:
@@ -470,8 +458,11 @@ def _extract_missing(config: Config, splits, process: Process, index: Annotation
     if reasons:
         raise CacheError("cannot extract features: " + "; ".join(reasons))
     encoder = build_encoder(config, resolve_device(config.device, process.local_rank))
-    if process.is_main and need_text:
-        cache.write_text(names, encoder.text(tokenize(names, template)).cpu().numpy(), template, config.cache.dtype)
+    if process.is_main:
+        for modality in need_text:
+            template = config.encoder.template(modality)
+            cache.write_text(names, encoder.class_names(names, template, modality).numpy(), template, modality,
+                             config.cache.dtype)
     for split in todo:
         _run_job(config, split_job(index.videos(split), encoder), cache, encoder, process)
     if draws:
@@ -480,14 +471,22 @@ def _extract_missing(config: Config, splits, process: Process, index: Annotation
     return cache
 
 
+def missing_text(config: Config, cache: FeatureCache, names) -> list[str]:
+    """The modalities whose text embeddings of ``names`` (under their template) the cache lacks."""
+    return [m for m in MODALITIES if cache.missing_text(names, config.encoder.template(m), m)]
+
+
 def draws_to_extract(config: Config, cache: FeatureCache, splits, audio_draws: int) -> list[int]:
     """The train split's audio draws (indices) that a run asking for ``audio_draws`` still needs."""
     if not audio_draws or "train" not in splits:
         return []
+    if not family(config.encoder.family).AUDIO_DRAWS:
+        raise UserError(f"train.audio_draws: {audio_draws} needs an audio encoder with stochastic depth; the "
+                        f"{config.encoder.family} family has none. Set train.audio_draws: 0")
     return audio_draws_lib.missing_draws(cache, "train", audio_draws, config.train.audio_drop_path)
 
 
-def draws_job(videos: VideoSet, encoder: SegmentEncoder, indices: list[int], rate: float) -> Job:
+def draws_job(videos: VideoSet, encoder, indices: list[int], rate: float) -> Job:
     """Stochastic audio draws ``indices`` of a split (data/audio_draws.py): audio decoded only."""
     trunk = encoder.model.modality_trunks["audio"]
     keep = torch.tensor(trunk.drop_keep_probabilities())
@@ -497,32 +496,33 @@ def draws_job(videos: VideoSet, encoder: SegmentEncoder, indices: list[int], rat
             [audio_draws_lib.draw_masks(k, name, keep, encoder.model.audio_tokens) for name in names])).cpu().numpy()
             for k in indices}
 
-    outputs = tuple(audio_draws_lib.draw_name(k) for k in indices)
+    outputs = {audio_draws_lib.draw_name(k): encoder.widths["audio"] for k in indices}
+    first, last = audio_draws_lib.draw_name(indices[0]), audio_draws_lib.draw_name(indices[-1])
     folder = audio_draws_lib.folder_name(videos.split)
     return Job(folder, videos, outputs, False, encode, f"{videos.split} audio draws {indices[0]}-{indices[-1]}",
-               audio_draws_lib.wanted_provenance(rate), work=f"{folder}.{outputs[0]}-{outputs[-1]}")
+               audio_draws_lib.wanted_provenance(rate), work=f"{folder}.{first}-{last}")
 
 
-def split_job(videos: VideoSet, encoder: SegmentEncoder) -> Job:
+def split_job(videos: VideoSet, encoder) -> Job:
     """The eval-mode audio and vision embeddings of a split."""
     def encode(items, names):
         audio, vision = encoder.segments(items["audio"], items["frames"])
         return {"audio": audio.numpy(), "vision": vision.numpy()}
 
-    return Job(videos.split, videos, ("audio", "vision"), True, encode, videos.split)
+    return Job(videos.split, videos, dict(encoder.widths), True, encode, videos.split)
 
 
-def _run_job(config: Config, job: Job, cache: FeatureCache, encoder: SegmentEncoder, process: Process) -> None:
+def _run_job(config: Config, job: Job, cache: FeatureCache, encoder, process: Process) -> None:
     """Extract the job's chunks on every rank, then merge them on rank 0."""
     if process.is_main:
-        _check_free_space(cache.root, len(job.videos) * len(job.outputs), encoder.embed_dim, config.cache.dtype)
+        _check_free_space(cache.root, len(job.videos), sum(job.outputs.values()), config.cache.dtype)
     start = time.perf_counter()
     unfinished = _unfinished_chunks(config, job, cache)
     process.barrier()  # the same list on every rank, taken before anyone adds a chunk
     _extract_chunks(config, job, cache, encoder, process, unfinished)
     process.barrier()
     if process.is_main:
-        kept, excluded = _merge(job, cache, encoder.embed_dim, config.cache.dtype)
+        kept, excluded = _merge(job, cache, config.cache.dtype)
         rate = len(job.videos) / max(time.perf_counter() - start, 1e-9)
         folder = cache.root / job.folder
         note = (f", {excluded} left out (see {folder / 'excluded.csv'}; once they are fixed, "
@@ -536,11 +536,10 @@ def ensure_features(config: Config, splits, index: AnnotationIndex, audio_draws:
     when it lacks them and media + checkpoint are here."""
     cache = FeatureCache(config.cache.dir)
     if cache.exists():
-        cache.check(wanted_provenance(config, cache.provenance().get("checkpoint")))
+        cache.check(wanted_provenance(config, cache.provenance().get("models")))
     missing = [s for s in splits if not cache.has_split(s)]
     draws = draws_to_extract(config, cache, splits, audio_draws)
-    if not missing and not draws and not cache.missing_text(index.all_vocabulary.names,
-                                                            config.encoder.text_template):
+    if not missing and not draws and not missing_text(config, cache, index.all_vocabulary.names):
         return cache
     lacking = ", ".join(missing + ([f"{len(draws)} audio draws of train"] if draws else [])) or "the text embeddings"
     missing += ["train"] if draws and "train" not in missing else []
@@ -549,6 +548,6 @@ def ensure_features(config: Config, splits, index: AnnotationIndex, audio_draws:
         raise UserError(
             f"the feature cache at {cache.root} lacks {lacking} and they "
             "cannot be extracted here:\n  - " + "\n  - ".join(reasons)
-            + f"\nEither place the media under {config.data.media_root} and the checkpoint at "
-            f"{config.encoder.checkpoint}, or point cache.dir at an existing cache.")
+            + f"\nEither place the media under {config.data.media_root} and the weights where encoder.* says, "
+            "or point cache.dir at an existing cache.")
     return extract(config, missing, index=index, audio_draws=audio_draws)

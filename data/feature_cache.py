@@ -4,14 +4,17 @@ memory-mapped by every evaluation and training epoch.
 Layout (plain ``.npy`` / ``.npz`` / CSV / JSON; readable with numpy alone)::
 
     <cache.dir>/
-      provenance.json          what made the features: encoder, checkpoint identity,
-                               preprocessing, precision, dtype (compared on every use)
-      text/<template id>.npz   template (str), names [K] (str), embeddings [K, D]: one row per
-                               class name, one file per text template (id = sha1 of it, 12 hex)
+      provenance.json          what made the features: encoder family, sizes, widths, precision,
+                               model file identities, per-modality preprocessing, dtype
+                               (compared on every use)
+      text/<modality>/<template id>.npz
+                               template (str), names [K] (str), embeddings [K, D]: the class
+                               names as scored against the audio or the frames, one file per
+                               text template (id = sha1 of it, 12 hex)
       <split>/                 train, val, test: each appears complete, by one rename
         videos.csv             vid_name per row of the arrays below
-        audio.npy              [N, 10, D] audio embedding of each 1 s segment
-        vision.npy             [N, 10, D] frame embedding of each segment
+        audio.npy              [N, 10, D_audio] audio embedding of each 1 s segment
+        vision.npy             [N, 10, D_vision] frame embedding of each segment
         excluded.csv           vid_name,reason: videos left out (only with skip_bad_media)
       train_audio_draws/       stochastic audio draws of the train split (data/audio_draws.py)
       .work/<job>/chunk_*.npz  finished chunks of an extraction in progress
@@ -39,13 +42,13 @@ from common.config import differences
 from common.errors import UserError
 from data.annotations import NUM_SEGMENTS
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: per-modality text and widths, model identities per file, per-modality preprocessing
 RANDOM_CHECKPOINT = "random"  # encoder.checkpoint value for seeded random weights (demo, tests)
 PROVENANCE_FILE = "provenance.json"
 TEXT_DIR = "text"
 WORK_DIR = ".work"
 # Keys of provenance.json that must equal the run's; the rest is informational.
-COMPARED_KEYS = ("format_version", "encoder", "checkpoint", "preprocessing", "dtype")
+COMPARED_KEYS = ("format_version", "encoder", "models", "preprocessing", "dtype")
 
 
 class CacheError(UserError):
@@ -103,17 +106,19 @@ def checkpoint_identity(checkpoint: str, remembered: dict | None = None) -> dict
 
 def _comparable(provenance: dict) -> dict:
     picked = {key: provenance.get(key) for key in COMPARED_KEYS}
-    if picked["checkpoint"] is not None:
-        picked["checkpoint"] = {k: v for k, v in picked["checkpoint"].items() if k not in ("mtime_ns", "file_name")}
+    picked["models"] = {name: None if file is None else {k: v for k, v in file.items()
+                                                         if k not in ("mtime_ns", "file_name")}
+                        for name, file in (picked["models"] or {}).items()}
     return picked
 
 
 def provenance_differences(cached: dict, wanted: dict) -> list[str]:
-    """What differs (``key: cache value -> this run's value``); a ``wanted`` checkpoint of
-    None (file not here) is not compared."""
+    """What differs (``key: cache value -> this run's value``); a model file of None in
+    ``wanted`` (the file is not here) is not compared."""
     cached, wanted = _comparable(cached), _comparable(wanted)
-    if wanted["checkpoint"] is None:
-        cached["checkpoint"] = None
+    for name, file in wanted["models"].items():
+        if file is None and name in cached["models"]:
+            cached["models"][name] = None
     return differences(cached, wanted)
 
 
@@ -193,7 +198,13 @@ class FeatureCache:
 
     def check(self, wanted: dict) -> None:
         """Never mix: the cache's provenance must equal this run's."""
-        changed = provenance_differences(self.provenance(), wanted)
+        made = self.provenance()
+        if made.get("format_version") != wanted["format_version"]:
+            raise CacheError(f"the feature cache at {self.root} has format {made.get('format_version')!r}, written by an "
+                             f"earlier version of this toolkit; this one reads format {wanted['format_version']} "
+                             "(per-modality text embeddings and widths). Point cache.dir at a new folder to extract "
+                             "the features again.")
+        changed = provenance_differences(made, wanted)
         if changed:
             raise CacheError(f"the feature cache at {self.root} was made differently from what this run asks for "
                              "(cache -> this run):\n  "
@@ -236,40 +247,41 @@ class FeatureCache:
         for work in self.root.glob(f"{WORK_DIR}/{split}_audio_draws.*"):  # draws' chunks, per set of draws
             self.remove_work(work.name)
 
-    def text_path(self, template: str) -> Path:
-        return self.root / TEXT_DIR / f"{hashlib.sha1(template.encode()).hexdigest()[:12]}.npz"
+    def text_path(self, template: str, modality: str) -> Path:
+        return self.root / TEXT_DIR / modality / f"{hashlib.sha1(template.encode()).hexdigest()[:12]}.npz"
 
-    def _text_table(self, template: str) -> dict[str, np.ndarray]:
-        path = self.text_path(template)
+    def _text_table(self, template: str, modality: str) -> dict[str, np.ndarray]:
+        path = self.text_path(template, modality)
         if not path.is_file():
             return {}
         with np.load(path) as data:
             return dict(zip(data["names"].tolist(), data["embeddings"]))
 
-    def missing_text(self, names, template: str) -> list[str]:
-        table = self._text_table(template)
+    def missing_text(self, names, template: str, modality: str) -> list[str]:
+        table = self._text_table(template, modality)
         return [name for name in names if name not in table]
 
-    def text(self, names, template: str) -> np.ndarray:
-        """``[K, D]`` float32 embeddings of the class names (in the order given) under ``template``."""
-        table = self._text_table(template)
+    def text(self, names, template: str, modality: str) -> np.ndarray:
+        """``[K, D]`` float32 embeddings of the class names (in the order given) under
+        ``template``, as scored against ``modality`` (audio or vision)."""
+        table = self._text_table(template, modality)
         missing = [name for name in names if name not in table]
         if missing:
-            raise CacheError(f"the feature cache at {self.root} has no text embedding for {missing[0]!r} "
+            raise CacheError(f"the feature cache at {self.root} has no {modality} text embedding for {missing[0]!r} "
                              f"with template {template!r} (and {len(missing) - 1} more class names)")
         matrix = np.stack([table[name] for name in names]).astype(np.float32)
         if not np.isfinite(matrix).all():
-            raise CacheError(f"{self.text_path(template)} holds NaN or infinite text embeddings; delete it and "
-                             "re-run: the text embeddings are extracted again")
+            raise CacheError(f"{self.text_path(template, modality)} holds NaN or infinite text embeddings; delete it "
+                             "and re-run: the text embeddings are extracted again")
         return matrix
 
-    def write_text(self, names, embeddings: np.ndarray, template: str, dtype: str) -> None:
-        """Add class-name embeddings for ``template``, keeping the ones already there."""
-        table = self._text_table(template)
+    def write_text(self, names, embeddings: np.ndarray, template: str, modality: str, dtype: str) -> None:
+        """Add class-name embeddings for ``template`` and ``modality``, keeping the ones there."""
+        table = self._text_table(template, modality)
         table.update(zip(names, embeddings))
         ordered = sorted(table)
         matrix = np.stack([table[name] for name in ordered]).astype(dtype)
-        path = self.text_path(template)
+        path = self.text_path(template, modality)
         with writing(path):
             path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(path, lambda f: np.savez(f, template=np.array(template), names=np.array(ordered, dtype=str),

@@ -36,12 +36,14 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 AUDIO_SHAPE = (NUM_SEGMENTS, 1, NUM_MEL_BINS, TARGET_FRAMES)
 FRAMES_SHAPE = (NUM_SEGMENTS, 3, IMAGE_SIZE, IMAGE_SIZE)
 
-# Everything that changes the encoder inputs; stored with every feature cache.
+# Everything that changes the encoder inputs, per modality; stored with every feature cache.
 PREPROCESSING = {
-    "sample_rate": SAMPLE_RATE, "num_segments": NUM_SEGMENTS, "clip_repeats": CLIP_REPEATS,
-    "num_mel_bins": NUM_MEL_BINS, "target_frames": TARGET_FRAMES, "fbank_mean": FBANK_MEAN,
-    "fbank_std": FBANK_STD, "image_size": IMAGE_SIZE, "resize": "bicubic-short-side+center-crop",
-    "clip_mean": list(CLIP_MEAN), "clip_std": list(CLIP_STD), "tokenizer": "clip-bpe-77",
+    "audio": {"sample_rate": SAMPLE_RATE, "num_segments": NUM_SEGMENTS, "clip_repeats": CLIP_REPEATS,
+              "num_mel_bins": NUM_MEL_BINS, "target_frames": TARGET_FRAMES, "fbank_mean": FBANK_MEAN,
+              "fbank_std": FBANK_STD},
+    "vision": {"image_size": IMAGE_SIZE, "resize": "bicubic-short-side+center-crop",
+               "clip_mean": list(CLIP_MEAN), "clip_std": list(CLIP_STD)},
+    "text": {"tokenizer": "clip-bpe-77"},
 }
 
 

@@ -105,29 +105,34 @@ def make_synthetic_cache(config, index, separation: float = 0.5, seed: int = 0, 
     real size."""
     from data.extraction import wanted_provenance
     from data.feature_cache import FeatureCache, atomic_write_json
-    from models.imagebind import ImageBindSize
+    from models.families import MODALITIES, family
 
     rng = np.random.default_rng(seed)
-    dim = ImageBindSize.named(config.encoder.size).out_embed_dim
+    widths = family(config.encoder.family).widths(config)
     vocabulary = index.all_vocabulary
-    directions = rng.standard_normal((len(vocabulary), dim)).astype(np.float32)
-    directions /= np.linalg.norm(directions, axis=1, keepdims=True)
+    directions = {}
+    for modality in MODALITIES:  # each modality's own embedding space
+        unit = rng.standard_normal((len(vocabulary), widths[modality])).astype(np.float32)
+        directions[modality] = unit / np.linalg.norm(unit, axis=1, keepdims=True)
     cache = FeatureCache(config.cache.dir)
     cache.root.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cache.provenance_path, wanted_provenance(config))
-    cache.write_text(list(vocabulary.names), directions, config.encoder.text_template, config.cache.dtype)
+    for modality in MODALITIES:
+        cache.write_text(list(vocabulary.names), directions[modality], config.encoder.template(modality), modality,
+                         config.cache.dtype)
     for split in splits:
         videos = index.videos(split, vocabulary=vocabulary)
         folder = cache.split_dir(split)
         folder.mkdir(parents=True, exist_ok=True)
         classes = videos.segment_classes
-        for name in ("audio", "vision"):
-            array = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=config.cache.dtype,
+        for modality in MODALITIES:
+            dim = widths[modality]
+            array = np.lib.format.open_memmap(folder / f"{modality}.npy", mode="w+", dtype=config.cache.dtype,
                                               shape=(len(videos), NUM_SEGMENTS, dim))
             for start in range(0, len(videos), 4096):
                 block = classes[start:start + 4096]
                 noise = rng.standard_normal((len(block), NUM_SEGMENTS, dim), dtype=np.float32) / np.sqrt(dim)
-                array[start:start + len(block)] = noise + separation * directions[block]
+                array[start:start + len(block)] = noise + separation * directions[modality][block]
             array.flush()
         (folder / "videos.csv").write_text("vid_name\n" + "\n".join(videos.vid_names) + "\n")
         if split == "train" and config.train.audio_draws:

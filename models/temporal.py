@@ -66,14 +66,14 @@ class TemporalSettings:
 class AttentionSublayer(nn.Module):
     """Attention from ``x`` to ``context`` through a narrower space, residual, post-LayerNorm."""
 
-    def __init__(self, dim: int, attn_dim: int, num_heads: int, scale: float):
+    def __init__(self, dim: int, attn_dim: int, num_heads: int, scale: float, context_dim: int | None = None):
         super().__init__()
         if attn_dim % num_heads:
             raise ValueError(f"attn_dim {attn_dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
         self.scale = scale
         self.query = nn.Linear(dim, attn_dim)
-        self.key_value = nn.Linear(dim, 2 * attn_dim)
+        self.key_value = nn.Linear(context_dim or dim, 2 * attn_dim)
         self.out = nn.Linear(attn_dim, dim)
         self.norm = nn.LayerNorm(dim)
 
@@ -94,11 +94,11 @@ class FeedForwardSublayer(nn.Module):
 
 
 class TemporalBlock(nn.Module):
-    """Attention (to itself or to another sequence), then feed-forward."""
+    """Attention (to itself or to another sequence of width ``context_dim``), then feed-forward."""
 
-    def __init__(self, dim: int, settings: TemporalSettings):
+    def __init__(self, dim: int, settings: TemporalSettings, context_dim: int | None = None):
         super().__init__()
-        self.attention = AttentionSublayer(dim, settings.attn_dim, settings.num_heads, settings.scale)
+        self.attention = AttentionSublayer(dim, settings.attn_dim, settings.num_heads, settings.scale, context_dim)
         self.feed_forward = FeedForwardSublayer(dim, settings.ffn_dim, settings.dropout)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -108,7 +108,7 @@ class TemporalBlock(nn.Module):
 class LinearBlock(nn.Module):
     """A per-segment linear map: the no-temporal-context ablation."""
 
-    def __init__(self, dim: int, settings: TemporalSettings | None = None):
+    def __init__(self, dim: int, settings: TemporalSettings | None = None, context_dim: int | None = None):
         super().__init__()
         self.proj = nn.Linear(dim, dim)
 
@@ -118,21 +118,36 @@ class LinearBlock(nn.Module):
 
 class TemporalModel(nn.Module):
     """Per modality a main stack (self-attention, or cross-attention when ``attention`` is
-    cross) and, for ``both``, a cross-attention stack beside it."""
+    cross) and, for ``both``, a cross-attention stack beside it. ``widths``: the audio and
+    vision embedding widths (one int when they are equal)."""
 
-    def __init__(self, dim: int, settings: TemporalSettings):
+    def __init__(self, widths: int | dict, settings: TemporalSettings):
         super().__init__()
         if settings.num_layers < 1:
             raise ValueError("temporal.num_layers must be at least 1")
+        widths = {"audio": widths, "vision": widths} if isinstance(widths, int) else dict(widths)
         block_type = TemporalBlock if settings.kind == "transformer" else LinearBlock
-        prototype = block_type(dim, settings)
-        make = (lambda: copy.deepcopy(prototype)) if settings.init == "shared" else (lambda: block_type(dim, settings))
-        stack = lambda: nn.ModuleList(make() for _ in range(settings.num_layers))  # noqa: E731
+        prototypes: dict = {}  # (width, context width) -> the block every copy starts from
+
+        def make(dim: int, context_dim: int) -> nn.Module:
+            if settings.init == "independent":
+                return block_type(dim, settings, context_dim)
+            if (dim, context_dim) not in prototypes:
+                prototypes[dim, context_dim] = block_type(dim, settings, context_dim)
+            return copy.deepcopy(prototypes[dim, context_dim])
+
+        def stack(dim: int, context_dim: int) -> nn.ModuleList:
+            return nn.ModuleList(make(dim, context_dim) for _ in range(settings.num_layers))
+
+        audio, vision = widths["audio"], widths["vision"]
+        cross = settings.kind == "transformer" and settings.attention == "cross"
         self.settings = settings
-        self.audio_layers, self.visual_layers = stack(), stack()
+        self.widths = widths
+        self.audio_layers = stack(audio, vision if cross else audio)
+        self.visual_layers = stack(vision, audio if cross else vision)
         self.parallel = settings.kind == "transformer" and settings.attention == "both"
         if self.parallel:
-            self.audio_cross_layers, self.visual_cross_layers = stack(), stack()
+            self.audio_cross_layers, self.visual_cross_layers = stack(audio, vision), stack(vision, audio)
             if settings.both_combine == "learned":
                 self.audio_alpha = nn.Parameter(torch.zeros(1))
                 self.visual_alpha = nn.Parameter(torch.zeros(1))

@@ -70,6 +70,12 @@ def cached_videos(cache: FeatureCache, videos: VideoSet):
     return features, rows[~excluded], videos.select(~excluded), videos.select(excluded)
 
 
+def class_texts(cache: FeatureCache, config: Config, names, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The class names' cached text embeddings as scored against the audio and the frames."""
+    return tuple(torch.from_numpy(cache.text(names, config.encoder.template(m), m)).to(device)
+                 for m in ("audio", "vision"))
+
+
 def evaluate_training_free(config: Config, index: AnnotationIndex | None = None) -> Evaluation:
     """The training-free baseline on the configured split, from the feature cache."""
     index = index or AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
@@ -77,7 +83,6 @@ def evaluate_training_free(config: Config, index: AnnotationIndex | None = None)
     cache = ensure_features(config, [config.eval.split], index)
     videos = index.videos(config.eval.split, vocabulary=index.all_vocabulary)
     features, rows, kept, excluded = cached_videos(cache, videos)
-    text = torch.from_numpy(cache.text(index.all_vocabulary.names, config.encoder.text_template))
-    sim_a, sim_v = segment_similarities(features, rows,
-                                        text.to(resolve_device(config.device)), config.eval.block_videos)
+    text_audio, text_vision = class_texts(cache, config, index.all_vocabulary.names, resolve_device(config.device))
+    sim_a, sim_v = segment_similarities(features, rows, text_audio, text_vision, config.eval.block_videos)
     return score(kept, decode(config.eval.strategy, sim_a, sim_v), config.eval.strategy, excluded)

@@ -30,7 +30,7 @@ from models.decoders import decode_fine_tuning
 from models.segment_encoder import resolve_device
 from models.similarity import cosine, segment_similarities
 from models.temporal import LAYOUT, TemporalModel, TemporalSettings, training_scores
-from pipeline.evaluate import Evaluation, cached_videos, score, subset_counts
+from pipeline.evaluate import Evaluation, cached_videos, class_texts, score, subset_counts
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "audio_draw", "selection_split", "accuracy", "segment_f1", "event_f1",
                    "average", "seconds")
@@ -110,13 +110,15 @@ class SegmentBatches:
             yield audio, vision, self.targets[torch.from_numpy(members).to(self.device)]
 
 
-def train_one_epoch(model, optimizer, batches, text: torch.Tensor, settings: TemporalSettings,
+def train_one_epoch(model, optimizer, batches, texts: tuple[torch.Tensor, torch.Tensor], settings: TemporalSettings,
                     grad_clip: float | None) -> float:
+    """``texts``: the training classes' text embeddings as scored against the audio and the frames."""
     model.train()
-    total, count = torch.zeros((), device=text.device), 0
+    text_audio, text_vision = texts
+    total, count = torch.zeros((), device=text_audio.device), 0
     for audio, vision, targets in batches:
         audio, vision = model(audio, vision)
-        scores = training_scores(cosine(audio, text), cosine(vision, text), settings)
+        scores = training_scores(cosine(audio, text_audio), cosine(vision, text_vision), settings)
         loss = F.cross_entropy(scores.flatten(0, 1), targets.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -128,11 +130,11 @@ def train_one_epoch(model, optimizer, batches, text: torch.Tensor, settings: Tem
     return float(total) / count
 
 
-def evaluate_model(model, data: SplitData, text: torch.Tensor, settings: TemporalSettings,
+def evaluate_model(model, data: SplitData, texts: tuple[torch.Tensor, torch.Tensor], settings: TemporalSettings,
                    block_videos: int) -> Evaluation:
     """Decode ``v1`` from the model's segment embeddings against all class names."""
     model.eval()
-    sim_a, sim_v = segment_similarities(data.features, data.rows, text, block_videos, transform=model)
+    sim_a, sim_v = segment_similarities(data.features, data.rows, *texts, block_videos, transform=model)
     decoded = decode_fine_tuning(sim_a, sim_v, settings.fusion)
     return score(data.videos, decoded, "v1", data.excluded)
 
@@ -167,7 +169,7 @@ def checkpoint_settings(checkpoint: dict, path) -> TemporalSettings:
 
 
 def model_from_checkpoint(checkpoint: dict, device, path="checkpoint") -> TemporalModel:
-    model = TemporalModel(checkpoint["embed_dim"], checkpoint_settings(checkpoint, path)).to(device)
+    model = TemporalModel(checkpoint["widths"], checkpoint_settings(checkpoint, path)).to(device)
     model.load_state_dict(checkpoint["model"])
     return model
 
@@ -209,14 +211,13 @@ class Trainer:
         self.selection_data = load_split(cache, index, selection, index.all_vocabulary)
         self.test_data = self.selection_data if selection == "test" else load_split(cache, index, "test",
                                                                                     index.all_vocabulary)
-        template = config.encoder.text_template
-        self.text_seen = torch.from_numpy(cache.text(index.seen_vocabulary.names, template)).to(self.device)
-        self.text_all = torch.from_numpy(cache.text(index.all_vocabulary.names, template)).to(self.device)
-        self.embed_dim = self.text_all.shape[1]
+        self.text_seen = class_texts(cache, config, index.seen_vocabulary.names, self.device)
+        self.text_all = class_texts(cache, config, index.all_vocabulary.names, self.device)
+        self.widths = {"audio": self.text_all[0].shape[1], "vision": self.text_all[1].shape[1]}
 
     def _payload(self, model, epoch: int, metrics: dict) -> dict:
         return {"model": model.state_dict(), "temporal": dataclasses.asdict(self.config.temporal),
-                "layout": LAYOUT, "embed_dim": self.embed_dim, "config": to_dict(self.config), "epoch": epoch,
+                "layout": LAYOUT, "widths": self.widths, "config": to_dict(self.config), "epoch": epoch,
                 "metrics": metrics}
 
     def _write_history(self, records: list, mode: str) -> None:
@@ -236,7 +237,7 @@ class Trainer:
         with writing(self.folder, **RUN_MESSAGES):
             self.folder.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)
-        model = TemporalModel(self.embed_dim, self.config.temporal).to(self.device)
+        model = TemporalModel(self.widths, self.config.temporal).to(self.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         done, history, best = 0, [], None
         if resume:
@@ -333,11 +334,12 @@ def evaluate_checkpoint(config: Config, checkpoint_path, split: str) -> Checkpoi
     index.require_splits({split: "eval.split"})
     cache = ensure_features(config, [split], index)
     data = load_split(cache, index, split, index.all_vocabulary)
-    text = torch.from_numpy(cache.text(index.all_vocabulary.names, config.encoder.text_template)).to(device)
-    if checkpoint["embed_dim"] != text.shape[1]:
-        raise UserError(f"{checkpoint_path} was trained on {checkpoint['embed_dim']}-d features but the cache at "
-                        f"{cache.root} holds {text.shape[1]}-d ones; point cache.dir at the cache it was trained on")
+    texts = class_texts(cache, config, index.all_vocabulary.names, device)
+    widths = {"audio": texts[0].shape[1], "vision": texts[1].shape[1]}
+    if checkpoint.get("widths", widths) != widths:
+        raise UserError(f"{checkpoint_path} was trained on features of widths {checkpoint['widths']} but the cache at "
+                        f"{cache.root} holds {widths}; point cache.dir at the cache it was trained on")
     model = model_from_checkpoint(checkpoint, device, checkpoint_path)
     settings = checkpoint_settings(checkpoint, checkpoint_path)
-    evaluation = evaluate_model(model, data, text, settings, config.eval.block_videos)
+    evaluation = evaluate_model(model, data, texts, settings, config.eval.block_videos)
     return CheckpointEvaluation(evaluation, settings, checkpoint["epoch"], {split: subset_counts(data.excluded)})

@@ -19,6 +19,7 @@ def test_demo_configs_run_the_whole_pipeline(tmp_path, monkeypatch, capsys):
     assert out.count("subset    videos     Acc  Seg-F1  Eve-F1     Avg") == 2
     for run in ("v0_training_free_v01_test", "v1_fine_tuning"):
         results = json.loads((tmp_path / "demo" / "runs" / run / "results.json").read_text())
-        assert results["config"]["encoder"] == {"size": "small", "checkpoint": "random", "precision": "fp32",
-                                                "text_template": "{}"}
+        assert results["config"]["encoder"] == {"family": "imagebind", "size": "small", "checkpoint": "random",
+                                                "precision": "fp32", "text_template": "{}", "text_template_audio": None,
+                                                "text_template_vision": None}
         assert (tmp_path / "demo" / "runs" / run / "timelines.png").is_file()

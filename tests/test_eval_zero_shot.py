@@ -104,7 +104,6 @@ def _golden_cache(golden, shared, tmp_path):
 
     cache = tmp_path / "cache"
     (cache / "test").mkdir(parents=True)
-    (cache / "text").mkdir()
     (cache / "provenance.json").write_text(json.dumps(wanted_provenance(config)))
     dim, names = 1024, golden["class_names"]
     audio = np.zeros((len(vids), 10, dim), np.float32)
@@ -115,8 +114,10 @@ def _golden_cache(golden, shared, tmp_path):
     np.save(cache / "test" / "vision.npy", vision)
     (cache / "test" / "videos.csv").write_text("vid_name\n" + "\n".join(vids) + "\n")
     template_id = hashlib.sha1(b"{}").hexdigest()[:12]
-    np.savez(cache / "text" / f"{template_id}.npz", template=np.array("{}"), names=np.array(names),
-             embeddings=np.eye(len(names), dim, dtype=np.float32))
+    for modality in ("audio", "vision"):  # the class names as scored against each modality
+        (cache / "text" / modality).mkdir(parents=True)
+        np.savez(cache / "text" / modality / f"{template_id}.npz", template=np.array("{}"), names=np.array(names),
+                 embeddings=np.eye(len(names), dim, dtype=np.float32))
     return overrides
 
 

@@ -139,6 +139,14 @@ def test_cross_attention_reads_the_other_modalitys_original_embeddings():
     torch.testing.assert_close(model(audio, vision)[0], model.audio_layers[1](a1, v1))
 
 
+@pytest.mark.parametrize("attention", ["self", "cross", "both"])
+def test_modalities_of_different_widths(attention):
+    torch.manual_seed(0)
+    model = TemporalModel({"audio": 8, "vision": 12}, TemporalSettings(attention=attention, attn_dim=4, ffn_dim=4))
+    out_a, out_v = model(torch.randn(2, 10, 8), torch.randn(2, 10, 12))
+    assert out_a.shape == (2, 10, 8) and out_v.shape == (2, 10, 12)
+
+
 @pytest.mark.parametrize("combine", ["sum", "mean", "learned"])
 def test_both_runs_self_and_cross_stacks_side_by_side(combine):
     torch.manual_seed(0)
@@ -179,7 +187,7 @@ def test_training_lowers_loss_and_raises_validation_accuracy(separable, tmp_path
     config = _config(separable)
     trainer = training.Trainer(config, tmp_path / "run")
     torch.manual_seed(config.train.seed)
-    untrained = training.evaluate_model(TemporalModel(trainer.embed_dim, config.temporal), trainer.selection_data,
+    untrained = training.evaluate_model(TemporalModel(trainer.widths, config.temporal), trainer.selection_data,
                                         trainer.text_all, config.temporal, 2048).summaries["total"]
     result = trainer.fit()
     losses = [h["train_loss"] for h in result.history]

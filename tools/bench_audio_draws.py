@@ -73,7 +73,8 @@ def epoch_times(meta_csv, label_json) -> tuple[float, float, int]:
             optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
             batches = training.SegmentBatches(data, config.train.batch_size, 0, torch.device("cpu"), draws=with_draws)
             start = time.perf_counter()
-            training.train_one_epoch(model, optimizer, batches.epoch(1), text, config.temporal, config.train.grad_clip)
+            training.train_one_epoch(model, optimizer, batches.epoch(1), (text, text), config.temporal,
+                                     config.train.grad_clip)
             times[with_draws is not None].append(time.perf_counter() - start)
         return min(times[False]), min(times[True]), len(data.rows)
 

@@ -24,7 +24,6 @@ from common import config as config_io  # noqa: E402
 from common.schema import Config  # noqa: E402
 from data.annotations import AnnotationIndex  # noqa: E402
 from data.extraction import MediaDataset, build_encoder, collate_media, extract  # noqa: E402
-from data.preprocess import tokenize  # noqa: E402
 from data.synthetic import SyntheticSpec, make_synthetic_benchmark  # noqa: E402
 from models.temporal import TemporalModel  # noqa: E402
 from pipeline import training  # noqa: E402
@@ -61,19 +60,20 @@ def main(argv=None) -> None:
         index = AnnotationIndex.load(paths["meta_csv"], paths["label_json"])
         videos = index.videos("train")
         encoder = build_encoder(config, torch.device("cpu"))
-        text = encoder.text(tokenize(index.seen_vocabulary.names)).clone()
+        text = encoder.class_names(index.seen_vocabulary.names, "{}", "audio")
+        texts = (text, text)  # one ImageBind text tower for both modalities
         settings = config.temporal
 
         def fresh():
             torch.manual_seed(0)
-            model = TemporalModel(encoder.embed_dim, settings)
+            model = TemporalModel(encoder.widths, settings)
             return model, torch.optim.Adam(model.parameters(), lr=config.train.lr)
 
         model, optimizer = fresh()
         start = time.perf_counter()
         for epoch in range(1, args.epochs + 1):
             batches = _encode_every_epoch(config, videos, encoder, args.workers, epoch)
-            training.train_one_epoch(model, optimizer, batches, text, settings, config.train.grad_clip)
+            training.train_one_epoch(model, optimizer, batches, texts, settings, config.train.grad_clip)
         every_epoch = time.perf_counter() - start
 
         model, optimizer = fresh()
@@ -83,7 +83,7 @@ def main(argv=None) -> None:
         data = training.load_split(cache, index, "train", index.seen_vocabulary)
         batches = training.SegmentBatches(data, config.train.batch_size, 0, torch.device("cpu"))
         for epoch in range(1, args.epochs + 1):
-            training.train_one_epoch(model, optimizer, batches.epoch(epoch), text, settings, config.train.grad_clip)
+            training.train_one_epoch(model, optimizer, batches.epoch(epoch), texts, settings, config.train.grad_clip)
         cached = time.perf_counter() - start
 
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "

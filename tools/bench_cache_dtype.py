@@ -33,9 +33,9 @@ from tools.annotation_files import find_annotations  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def similarities(audio: np.ndarray, vision: np.ndarray, text: np.ndarray):
-    text = torch.from_numpy(text)
-    return (cosine(torch.from_numpy(audio), text).numpy(), cosine(torch.from_numpy(vision), text).numpy())
+def similarities(audio: np.ndarray, vision: np.ndarray, text_audio: np.ndarray, text_vision: np.ndarray):
+    return (cosine(torch.from_numpy(audio), torch.from_numpy(text_audio)).numpy(),
+            cosine(torch.from_numpy(vision), torch.from_numpy(text_vision)).numpy())
 
 
 def main(argv=None) -> None:
@@ -54,10 +54,10 @@ def main(argv=None) -> None:
         cache = make_synthetic_cache(config, index, separation=args.separation, splits=("test",))
         features = cache.split("test")
         audio, vision = np.array(features.audio), np.array(features.vision)
-        text = cache.text(index.all_vocabulary.names, "{}")
+        text_audio, text_vision = (cache.text(index.all_vocabulary.names, "{}", m) for m in ("audio", "vision"))
     videos = index.videos("test", vocabulary=index.all_vocabulary)
-    full = similarities(audio, vision, text)
-    half = similarities(*(x.astype(np.float16).astype(np.float32) for x in (audio, vision, text)))
+    full = similarities(audio, vision, text_audio, text_vision)
+    half = similarities(*(x.astype(np.float16).astype(np.float32) for x in (audio, vision, text_audio, text_vision)))
     print(f"test split: {len(videos)} videos x 10 segments, {len(index.all_vocabulary)} classes, "
           f"separation {args.separation}")
     print(f"{'decoder':<8}{'segments changed':>20}{'videos changed':>18}{'largest metric change (points)':>34}")

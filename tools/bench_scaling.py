@@ -138,7 +138,7 @@ def run_case(kind: str, split: str, work: Path) -> dict:
             model = TemporalModel(text.shape[1], config.temporal)
             optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
             batches = training.SegmentBatches(data, config.train.batch_size, 0, torch.device("cpu"))
-            training.train_one_epoch(model, optimizer, batches.epoch(1), text, config.temporal,
+            training.train_one_epoch(model, optimizer, batches.epoch(1), (text, text), config.temporal,
                                      config.train.grad_clip)
         result["seconds"] = time.perf_counter() - start
     result["peak_anonymous_bytes"] = memory.peak_anon

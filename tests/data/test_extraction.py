@@ -1,4 +1,5 @@
 import errno
+import json
 import os
 import shutil
 import signal
@@ -17,6 +18,8 @@ from data.annotations import AnnotationIndex
 from data.extraction import ensure_features, extract, media_paths
 from data.feature_cache import CacheError, FeatureCache
 from data.preprocess import MediaError, audio_segments, tokenize, video_frames
+from models import segment_encoder
+from models.families import imagebind as imagebind_family
 
 SPLITS = ("train", "val", "test")
 
@@ -37,7 +40,8 @@ def _assert_same_cache(a: FeatureCache, b: FeatureCache):
         np.testing.assert_allclose(np.asarray(fa.audio), np.asarray(fb.audio), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(np.asarray(fa.vision), np.asarray(fb.vision), rtol=1e-5, atol=1e-6)
     names = ["other", "dog barking", "cat purring"]
-    np.testing.assert_allclose(a.text(names, "{}"), b.text(names, "{}"), rtol=1e-5, atol=1e-6)
+    for modality in ("audio", "vision"):
+        np.testing.assert_allclose(a.text(names, "{}", modality), b.text(names, "{}", modality), rtol=1e-5, atol=1e-6)
 
 
 def _direct_embeddings(config, split):
@@ -63,7 +67,8 @@ def test_cache_layout_and_rows_equal_direct_encoding(synthetic_bench, reference_
     np.testing.assert_allclose(np.asarray(cached.vision), vision, rtol=1e-5, atol=1e-5)
     names = list(index.all_vocabulary.names)
     text = encoder.text(tokenize(names)).numpy()
-    np.testing.assert_allclose(reference_cache.text(names, "{}"), text, rtol=1e-5, atol=1e-5)
+    for modality in ("audio", "vision"):  # one ImageBind text tower serves both
+        np.testing.assert_allclose(reference_cache.text(names, "{}", modality), text, rtol=1e-5, atol=1e-5)
     assert not (reference_cache.root / ".work").exists()
 
 
@@ -160,14 +165,14 @@ def test_checkpoint_identity_is_compared_and_remembered(synthetic_bench, tmp_pat
     torch.save(build_imagebind("tiny").state_dict(), checkpoint)
     config = synthetic_config(synthetic_bench, tmp_path / "cache", f"encoder.checkpoint={checkpoint}")
     cache = extract(config, ["val"])
-    assert cache.provenance()["checkpoint"]["sha256"] == feature_cache.file_sha256(checkpoint)
+    assert cache.provenance()["models"]["imagebind"]["sha256"] == feature_cache.file_sha256(checkpoint)
     index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
     monkeypatch.setattr(feature_cache, "file_sha256", lambda path: pytest.fail("hash recomputed"))
     ensure_features(config, ["val"], index)  # same size and mtime: the remembered hash is used
     monkeypatch.undo()
     torch.manual_seed(2)
     torch.save(build_imagebind("tiny").state_dict(), checkpoint)  # other weights, same size
-    with pytest.raises(CacheError, match=r"checkpoint.sha256: '[0-9a-f]{64}' -> '[0-9a-f]{64}'"):
+    with pytest.raises(CacheError, match=r"models.imagebind.sha256: '[0-9a-f]{64}' -> '[0-9a-f]{64}'"):
         ensure_features(config, ["val"], index)
 
 
@@ -268,14 +273,14 @@ def test_full_disk_during_the_merge_is_one_message_and_a_rerun_finishes(syntheti
 
 def test_non_finite_embeddings_are_never_cached(synthetic_bench, tmp_path, monkeypatch):
     config = synthetic_config(synthetic_bench, tmp_path / "cache", "encoder.precision=fp16")
-    original = extraction.SegmentEncoder.audio
+    original = segment_encoder.SegmentEncoder.audio
 
     def overflowing(self, clips):
         out = original(self, clips)
         out[-1, 3] = float("inf")
         return out
 
-    monkeypatch.setattr(extraction.SegmentEncoder, "audio", overflowing)
+    monkeypatch.setattr(segment_encoder.SegmentEncoder, "audio", overflowing)
     with pytest.raises(CacheError, match=r"NaN or infinite embeddings for 1 video\(s\) \('syn_val_\w+'\) under "
                                          r"encoder.precision=fp16.*use encoder.precision: bf16"):
         extract(config, ["val"])
@@ -358,11 +363,11 @@ def test_random_weights_are_drawn_on_the_cpu_whatever_the_device(synthetic_bench
         def __init__(self, model, device, precision):
             built.update(model=model, device=device)
 
-    monkeypatch.setattr(extraction, "SegmentEncoder", Recorder)
+    monkeypatch.setattr(imagebind_family, "ImageBindEncoder", Recorder)
     extraction.build_encoder(config, torch.device("cuda", 0))
     assert built["device"] == torch.device("cuda", 0)
-    torch.manual_seed(extraction.RANDOM_INIT_SEED)
-    on_cpu = extraction.build_imagebind(config.encoder.size, "cpu")
+    torch.manual_seed(imagebind_family.RANDOM_INIT_SEED)
+    on_cpu = imagebind_family.build_imagebind(config.encoder.size, "cpu")
     for name, tensor in on_cpu.state_dict().items():
         assert built["model"].state_dict()[name].device.type == "cpu"
         assert torch.equal(built["model"].state_dict()[name], tensor), name
@@ -395,8 +400,8 @@ def test_provenance_records_the_numerics(synthetic_bench, tmp_path):
 
 def _count_draw_encodings(monkeypatch):
     calls = []
-    original = extraction.SegmentEncoder.audio_draw
-    monkeypatch.setattr(extraction.SegmentEncoder, "audio_draw",
+    original = segment_encoder.SegmentEncoder.audio_draw
+    monkeypatch.setattr(segment_encoder.SegmentEncoder, "audio_draw",
                         lambda self, clips, masks: calls.append(len(clips)) or original(self, clips, masks))
     return calls
 
@@ -484,3 +489,28 @@ def test_audio_draws_resume_after_a_kill_and_match_two_processes(synthetic_bench
     extract(synthetic_config(synthetic_bench, cut, *small), ["train"], audio_draws=5)
     assert not (cut / ".work").exists()
     assert audio_draws.AudioDraws(FeatureCache(cut), "train", 5, 0.1).count == 5
+
+
+def test_each_modality_has_its_own_text_template(synthetic_bench, reference_cache, tmp_path):
+    cache_dir = tmp_path / "cache"
+    shutil.copytree(reference_cache.root, cache_dir)
+    config = synthetic_config(synthetic_bench, cache_dir, "encoder.text_template_audio=the sound of {}")
+    index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
+    cache = ensure_features(config, ["test"], index)  # only the audio's text is new
+    names = list(index.all_vocabulary.names)
+    encoder = extraction.build_encoder(config, torch.device("cpu"))
+    np.testing.assert_allclose(cache.text(names, "the sound of {}", "audio"),
+                               encoder.text(tokenize(names, "the sound of {}")).numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(cache.text(names, "{}", "vision"), reference_cache.text(names, "{}", "vision"))
+    assert (cache_dir / "text" / "audio").is_dir() and (cache_dir / "text" / "vision").is_dir()
+
+
+def test_a_cache_of_the_earlier_format_is_named_with_the_way_out(synthetic_bench, reference_cache, tmp_path):
+    cache_dir = tmp_path / "cache"
+    shutil.copytree(reference_cache.root, cache_dir)
+    provenance = json.loads((cache_dir / "provenance.json").read_text())
+    (cache_dir / "provenance.json").write_text(json.dumps({**provenance, "format_version": 1}))
+    config = synthetic_config(synthetic_bench, cache_dir)
+    with pytest.raises(CacheError, match=r"has format 1, written by an earlier version.*reads format 2.*"
+                                         r"Point cache.dir at a new folder"):
+        ensure_features(config, ["test"], AnnotationIndex.load(config.data.meta_csv, config.data.label_json))

@@ -1,0 +1,36 @@
+"""Backbone families: the encoders that turn a segment's audio and frame, and class names, into
+embeddings. Everything downstream (feature cache, similarities, decoders, temporal layers)
+takes its embedding widths and per-modality text embeddings from the family, so a new
+backbone is one module here (plus its size files), chosen by ``encoder.family``.
+
+A family module provides:
+
+- ``widths(config)`` -> ``{"audio": int, "vision": int}``: embedding width of each modality;
+- ``describe(config)`` -> a short name for titles, e.g. ``ImageBind-huge (fp32)``;
+- ``identity(config)`` -> what the cache's provenance records as the encoder (family, sizes,
+  widths, precision and its numerics);
+- ``models(config, remembered)`` -> ``{model: file identity, or None where the file is absent}``;
+- ``preprocessing()`` -> ``{"audio": {...}, "vision": {...}, "text": {...}}``;
+- ``missing_weights(config)`` -> why the weights cannot be loaded here (empty when they can);
+- ``build(config, device)`` -> an encoder with ``segments(clips, frames)`` (``[B, 10, D_a]``,
+  ``[B, 10, D_v]`` on the CPU), ``class_names(names, template, modality)`` (``[K, D_m]``) and,
+  where ``AUDIO_DRAWS``, ``audio_draw(clips, masks)`` (see data/audio_draws.py);
+- ``decode_audio(wav)`` / ``decode_frames(folder)``: one video's encoder inputs (picklable:
+  they run in the decoding worker processes).
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from common.errors import UserError
+
+FAMILIES = ("imagebind",)
+MODALITIES = ("audio", "vision")
+
+
+def family(name: str) -> ModuleType:
+    if name not in FAMILIES:
+        raise UserError(f"encoder.family {name!r} does not exist; known families: {', '.join(FAMILIES)}")
+    return importlib.import_module(f"models.families.{name}")

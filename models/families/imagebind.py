@@ -1,0 +1,79 @@
+"""The ImageBind family: one model's vision, audio and text towers in one embedding space
+(models/imagebind.py), the published preprocessing (data/preprocess.py), the official
+``imagebind_huge.pth`` or seeded random weights. Both modalities are scored against the same
+text tower. Its audio trunk has stochastic depth, so it can give the published training's
+audio draws."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from data.feature_cache import RANDOM_CHECKPOINT, checkpoint_identity
+from data.preprocess import PREPROCESSING, audio_segments, tokenize, video_frames
+from models.checkpoint import load_pretrained_imagebind, missing_checkpoint_message
+from models.imagebind import ImageBindSize, build_imagebind
+from models.segment_encoder import PRECISIONS, SegmentEncoder
+
+AUDIO_DRAWS = True
+RANDOM_INIT_SEED = 0
+decode_audio = audio_segments
+decode_frames = video_frames
+
+
+def widths(config) -> dict[str, int]:
+    width = ImageBindSize.named(config.encoder.size).out_embed_dim
+    return {"audio": width, "vision": width}
+
+
+def describe(config) -> str:
+    return f"ImageBind-{config.encoder.size} ({config.encoder.precision})"
+
+
+def identity(config) -> dict:
+    return {"family": "imagebind", "size": config.encoder.size, "widths": widths(config),
+            "precision": config.encoder.precision, "numerics": PRECISIONS[config.encoder.precision].record()}
+
+
+def models(config, remembered: dict | None = None) -> dict:
+    """The checkpoint's identity (None when the file is not here: a cache made elsewhere is
+    then trusted for it)."""
+    checkpoint = config.encoder.checkpoint
+    if checkpoint != RANDOM_CHECKPOINT and not Path(checkpoint).is_file():
+        return {"imagebind": None}
+    return {"imagebind": checkpoint_identity(checkpoint, (remembered or {}).get("imagebind"))}
+
+
+def preprocessing() -> dict:
+    return PREPROCESSING
+
+
+def missing_weights(config) -> list[str]:
+    checkpoint = config.encoder.checkpoint
+    if checkpoint != RANDOM_CHECKPOINT and not Path(checkpoint).is_file():
+        return [missing_checkpoint_message(Path(checkpoint))]
+    return []
+
+
+class ImageBindEncoder(SegmentEncoder):
+    @property
+    def widths(self) -> dict[str, int]:
+        return {"audio": self.embed_dim, "vision": self.embed_dim}
+
+    def class_names(self, names, template: str, modality: str) -> torch.Tensor:
+        """``[K, D]`` on the CPU; one text tower serves both modalities."""
+        return self.text(tokenize(names, template)).cpu()
+
+
+def build(config, device: torch.device) -> ImageBindEncoder:
+    """The configured ImageBind on ``device``. Random weights are drawn on the CPU, then moved:
+    CPU and CUDA generators give different numbers for one seed, and "random" must name one
+    model wherever it runs (a resumed extraction may run on another device type)."""
+    rate = config.train.audio_drop_path  # active only for audio draws (train mode); eval mode ignores it
+    if config.encoder.checkpoint == RANDOM_CHECKPOINT:
+        torch.manual_seed(RANDOM_INIT_SEED)
+        model = build_imagebind(config.encoder.size, "cpu", audio_drop_path=rate)
+    else:
+        model = load_pretrained_imagebind(config.encoder.size, config.encoder.checkpoint, device, audio_drop_path=rate)
+    return ImageBindEncoder(model, device, config.encoder.precision)
