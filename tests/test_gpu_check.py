@@ -28,3 +28,10 @@ def test_fraction_of_peak_uses_the_datasheet_peak_of_the_gpu():
     assert bench_encoders.peak_tflops("Some Other GPU", "fp32") is None
     flops = bench_encoders.flops_per_segment("huge")  # counted on the meta device: instant
     assert 3.7e12 < 10 * (flops["vision"] + flops["audio"]) < 3.8e12
+
+
+def test_the_cache_benchmark_runs(capsys):
+    from tools import bench_cache
+
+    bench_cache.main(["--epochs", "1", "--train-per-class", "2", "--workers", "0", "--size", "tiny"])
+    assert "speed-up:" in capsys.readouterr().out

@@ -25,6 +25,7 @@ from common.schema import Config  # noqa: E402
 from data.annotations import AnnotationIndex  # noqa: E402
 from data.extraction import MediaDataset, build_encoder, collate_media, extract  # noqa: E402
 from data.synthetic import SyntheticSpec, make_synthetic_benchmark  # noqa: E402
+from models.families import family  # noqa: E402
 from models.temporal import TemporalModel  # noqa: E402
 from pipeline import training  # noqa: E402
 
@@ -35,7 +36,9 @@ def _encode_every_epoch(config, videos, encoder, workers: int, epoch: int):
     """Batches as the published pipeline makes them: decode and encode the media each time."""
     generator = torch.Generator().manual_seed(epoch)
     order = torch.randperm(len(videos), generator=generator).tolist()
-    loader = DataLoader(MediaDataset(videos, config.data.media_root, order), batch_size=config.train.batch_size,
+    backbone = family(config.encoder.family)
+    dataset = MediaDataset(videos, config.data.media_root, order, backbone.decode_audio, backbone.decode_frames)
+    loader = DataLoader(dataset, batch_size=config.train.batch_size,
                         num_workers=workers, collate_fn=collate_media)
     targets = torch.from_numpy(videos.segment_classes)
     for batch in loader:  # clone: inference-mode outputs cannot enter autograd
