@@ -1,5 +1,5 @@
-"""Training-free OV-AVEL baseline on the cached ImageBind features: a segment is an event when
-the audio's and the frame's best-matching class names agree.
+"""Training-free OV-AVEL baseline on the cached segment features (ImageBind, or another backbone
+family): a segment is an event when the audio's and the frame's best-matching class names agree.
 
     bash run_baseline_v0.sh                          # configs/v0_training_free.yaml: v01, test split
     bash run_baseline_v0.sh --strategy v0 eval.split=val
@@ -11,6 +11,7 @@ from pathlib import Path
 
 from common import cli
 from data.feature_cache import FeatureCache
+from models.families import family
 from pipeline.evaluate import evaluate_training_free
 from pipeline.outputs import RunWriter, run_name
 
@@ -30,10 +31,10 @@ def main(argv=None) -> None:
         print(f"training-free baseline ({config.eval.strategy}) on the {config.eval.split} split -> {writer.folder}")
         evaluation = evaluate_training_free(config)
         cache = FeatureCache(config.cache.dir)
-        encoder = f"ImageBind-{config.encoder.size} ({config.encoder.precision})"
+        encoder = family(config.encoder.family).describe(config)
         writer.write_all(config, evaluation,
                          f"OV-AVEBench {config.eval.split} | training-free {config.eval.strategy} | {encoder}",
-                         {"method": "training-free",
+                         {"method": "training-free", "encoder": encoder,
                           "cache": {"dir": str(cache.root), "provenance": cache.provenance()}})
 
 

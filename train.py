@@ -1,4 +1,4 @@
-"""Fine-tuning OV-AVEL baseline: temporal layers on the cached ImageBind features, trained on
+"""Fine-tuning OV-AVEL baseline: temporal layers on the cached segment features (any backbone family), trained on
 the seen classes, selected on validation, reported on test with all classes.
 
     bash run_baseline_v1_train_fully.sh                         # configs/v1_fine_tuning.yaml
@@ -13,6 +13,7 @@ import dataclasses
 from pathlib import Path
 
 from common import cli
+from models.families import family
 from pipeline.outputs import RunWriter, run_name
 from pipeline.training import Trainer, evaluate_checkpoint
 
@@ -43,10 +44,11 @@ def evaluate(config, checkpoint) -> None:
         if result.settings != config.temporal:
             print(f"temporal settings come from {checkpoint}, not from the config")
         config = dataclasses.replace(config, temporal=result.settings)  # record what was evaluated
-        method = describe(result.settings)
+        method, encoder = describe(result.settings), family(config.encoder.family).describe(config)
         writer.write_all(config, result.evaluation,
-                         f"OV-AVEBench {split} | {method} | checkpoint {checkpoint} (epoch {result.epoch})",
-                         {"method": method, "checkpoint": str(checkpoint), "checkpoint_epoch": result.epoch},
+                         f"OV-AVEBench {split} | {method} | {encoder} | checkpoint {checkpoint} (epoch {result.epoch})",
+                         {"method": method, "encoder": encoder, "checkpoint": str(checkpoint),
+                          "checkpoint_epoch": result.epoch},
                          excluded_by_split=result.excluded_by_split)
 
 
@@ -57,7 +59,8 @@ def fit(config, config_path, resume: bool) -> None:
         print(f"{method}: {config.train.epochs} epochs, model selection on {config.train.selection} -> {folder}")
         trainer = Trainer(config, folder)
         result = trainer.fit(resume=resume)
-        extra = {"method": method, "selection": result.selection, "history": result.history,
+        encoder = family(config.encoder.family).describe(config)
+        extra = {"method": method, "encoder": encoder, "selection": result.selection, "history": result.history,
                  "checkpoints": {"best": str(folder / "checkpoints" / "best.pt"),
                                  "last": str(folder / "checkpoints" / "last.pt")}}
         if "per_subset" in result.selection:
@@ -65,7 +68,7 @@ def fit(config, config_path, resume: bool) -> None:
             chosen = f"each row at its own best epoch on test, as published ({epochs})"
         else:
             chosen = f"selected on {config.train.selection} (epoch {result.best_epoch})"
-        title = f"OV-AVEBench test | {method} | {chosen}"
+        title = f"OV-AVEBench test | {method} | {encoder} | {chosen}"
         writer.write_all(config, result.test, title, extra, result.history, trainer.excluded_by_split(),
                          selected_epoch=result.best_epoch)
 

@@ -76,7 +76,7 @@ def test_float_keys_accept_exponent_notation(tmp_path):
     ("temporal.num_layers=0", r"temporal.num_layers = 0 is out of range"),
     ("device=tpu", r"device: 'tpu' is not a device; choose auto, cpu, cuda or cuda:<index>"),
     ("output.plot_videos=0", r"output.plot_videos = 0 is out of range"),
-    ("encoder.family=clip", r"encoder.family = 'clip' is not allowed; choose one of 'imagebind'"),
+    ("encoder.family=clip", r"encoder.family = 'clip' is not allowed; choose one of 'imagebind', 'clip_clap'"),
 ])
 def test_out_of_range_values_name_key_value_and_range(override, message):
     with pytest.raises(ConfigError, match=r"v1_fine_tuning.yaml \(with overrides\): " + message):

@@ -20,6 +20,6 @@ def test_demo_configs_run_the_whole_pipeline(tmp_path, monkeypatch, capsys):
     for run in ("v0_training_free_v01_test", "v1_fine_tuning"):
         results = json.loads((tmp_path / "demo" / "runs" / run / "results.json").read_text())
         assert results["config"]["encoder"] == {"family": "imagebind", "size": "small", "checkpoint": "random",
-                                                "precision": "fp32", "text_template": "{}", "text_template_audio": None,
+                                                "audio_checkpoint": None, "precision": "fp32", "text_template": "{}", "text_template_audio": None,
                                                 "text_template_vision": None}
         assert (tmp_path / "demo" / "runs" / run / "timelines.png").is_file()

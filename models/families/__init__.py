@@ -26,7 +26,7 @@ from types import ModuleType
 
 from common.errors import UserError
 
-FAMILIES = ("imagebind",)
+FAMILIES = ("imagebind", "clip_clap")
 MODALITIES = ("audio", "vision")
 
 

@@ -1,0 +1,80 @@
+"""Benchmark: per-segment encoding rate of the backbone families at their real sizes (random
+weights), measured in one run: CLIP ViT-B/32 + CLAP HTSAT (unfused) against ImageBind-Huge.
+Also times each family's decoding of one video's media into encoder inputs.
+
+    python tools/bench_families.py --device cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import cli  # noqa: E402
+from common import config as config_io  # noqa: E402
+from common.schema import Config  # noqa: E402
+from data.extraction import media_paths  # noqa: E402
+from data.synthetic import SyntheticSpec, make_synthetic_benchmark  # noqa: E402
+from models.families import family  # noqa: E402
+from models.segment_encoder import resolve_device  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+FAMILIES = {"imagebind": ["encoder.size=huge"],
+            "clip_clap": ["encoder.family=clip_clap", "encoder.size=base", "encoder.audio_checkpoint=random",
+                          "train.audio_draws=0"]}
+
+
+def _best(fn, repeats: int, device: torch.device) -> float:
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--videos", type=int, default=1, help="videos per encoder call (10 segments each)")
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+    device = resolve_device(args.device)
+    rates = {}
+    with tempfile.TemporaryDirectory() as work:
+        bench = make_synthetic_benchmark(Path(work), SyntheticSpec(train_per_class=1, val_per_class=1,
+                                                                   test_per_class=1))
+        wav, frames = media_paths(bench["media_root"], "test", "baby laughter", "syn_test_00_00")
+        for name, overrides in FAMILIES.items():
+            config = config_io.load(Config, REPO / "configs" / "_base_" / "default.yaml",
+                                    overrides + ["encoder.checkpoint=random", f"device={device}"])
+            backbone = family(name)
+            decode = _best(lambda: (backbone.decode_audio(wav), backbone.decode_frames(frames)), args.repeats,
+                           torch.device("cpu"))
+            encoder = backbone.build(config, device)
+            clips = backbone.decode_audio(wav)[None].expand(args.videos, *[-1] * 4).contiguous()
+            images = backbone.decode_frames(frames)[None].expand(args.videos, *[-1] * 4).contiguous()
+            seconds = _best(lambda: encoder.segments(clips, images), args.repeats, device)
+            rates[name] = (10 * args.videos / seconds, decode, backbone.describe(config))
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
+    print(f"device: {name} ({device}), torch {torch.__version__}, {torch.get_num_threads()} threads; random weights")
+    for _, (rate, decode, label) in rates.items():
+        print(f"{label:<48} {rate:8.2f} segments/s (frame + clip) | decoding one video's media: {decode:.2f} s")
+    print(f"clip_clap / imagebind encoding rate: {rates['clip_clap'][0] / rates['imagebind'][0]:.1f}x")
+
+
+if __name__ == "__main__":
+    cli.run(main)
