@@ -86,3 +86,12 @@ def test_out_of_range_values_name_key_value_and_range(override, message):
 def test_grad_clip_null_disables_clipping_and_devices_parse():
     cfg = config.load(Config, REPO_CONFIGS / "v1_fine_tuning.yaml", ["train.grad_clip=null", "device=cuda:1"])
     assert cfg.train.grad_clip is None and cfg.device == "cuda:1"
+
+
+@pytest.mark.parametrize("path", sorted(p for p in REPO_CONFIGS.rglob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    cfg = config.load(Config, path)
+    if "clip_clap" in path.name:
+        assert cfg.encoder.family == "clip_clap" and cfg.train.audio_draws == 0
+    if path.name == "v1_fine_tuning_published.yaml":
+        assert (cfg.train.epochs, cfg.train.audio_draws, cfg.train.selection) == (10, 10, "test")
