@@ -24,11 +24,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import cli  # noqa: E402
+from data.audio_draws import AudioDraws  # noqa: E402
 from data.feature_cache import FeatureCache  # noqa: E402
 from data.synthetic import SyntheticSpec, make_synthetic_benchmark  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SPLITS = ("train", "val", "test")
+DRAWS = 2  # stochastic audio draws of the train split, compared too
 
 
 def _run(command: list[str], log: Path, timeout: int) -> tuple[int, float]:
@@ -47,19 +49,21 @@ def _extraction_command(bench: dict, cache: Path, device: str, torchrun: bool) -
         f"data.meta_csv={bench['meta_csv']}", f"data.label_json={bench['label_json']}",
         f"data.media_root={bench['media_root']}", "encoder.size=small", "encoder.checkpoint=random",
         f"cache.dir={cache}", "cache.dtype=float32", f"device={device}", "extract.chunk_size=8",
-        "extract.num_workers=2", "extract.batch_size=4"]
+        "extract.num_workers=2", "extract.batch_size=4", f"train.audio_draws={DRAWS}"]
 
 
 def _largest_difference(a: Path, b: Path) -> float:
+    """Over every split's arrays and the train split's audio draws."""
     one, two = FeatureCache(a), FeatureCache(b)
-    largest = 0.0
+    pairs = []
     for split in SPLITS:
         x, y = one.split(split), two.split(split)
         if not np.array_equal(x.vid_names, y.vid_names):
             return float("inf")
-        for name in ("audio", "vision"):
-            largest = max(largest, float(np.abs(np.asarray(getattr(x, name)) - np.asarray(getattr(y, name))).max()))
-    return largest
+        pairs += [(x.audio, y.audio), (x.vision, y.vision)]
+    x, y = (AudioDraws(cache, "train", DRAWS, 0.1) for cache in (one, two))
+    pairs += list(zip(x.arrays, y.arrays))
+    return max(float(np.abs(np.asarray(p) - np.asarray(q)).max()) for p, q in pairs)
 
 
 def main(argv=None) -> None:
@@ -94,7 +98,8 @@ def main(argv=None) -> None:
         shutil.rmtree(cache, ignore_errors=True)
     one, one_s = _run(_extraction_command(bench, single, args.device, False), out / "extract_one.log", 300)
     two, two_s = _run(_extraction_command(bench, shared, args.device, True), out / "extract_two.log", 300)
-    lines += ["", "## Extraction: torchrun --nproc_per_node=2 on one device vs one process", ""]
+    lines += ["", "## Extraction (splits and audio draws): torchrun --nproc_per_node=2 on one device vs one process",
+              ""]
     if one == two == 0:
         difference = _largest_difference(single, shared)
         lines.append(f"one process {one_s:.1f} s, two processes {two_s:.1f} s (start-up included); largest "
