@@ -20,11 +20,11 @@ import soundfile
 
 from data.annotations import NUM_SEGMENTS
 from data.preprocess import IMAGE_SUFFIXES
+from data.video_segments import SAMPLE_RATE, FramesBySecond, audio_samples
 
-SAMPLE_RATE = 16000
 SECONDS = NUM_SEGMENTS  # one segment per second
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
-FRAME_TIMES = tuple(i + 0.5 for i in range(NUM_SEGMENTS))
+FRAME_TIMES = tuple(i + 0.5 for i in range(NUM_SEGMENTS))  # where data/video_segments.py takes the frames
 
 
 @dataclass(frozen=True)
@@ -48,40 +48,20 @@ def outputs_complete(wav: Path, frames: Path) -> bool:
 
 
 def _frames(container) -> list:
-    """The frame on screen at each segment's midpoint: the last one starting at or before it."""
-    stream = container.streams.video[0]
-    chosen = [None] * NUM_SEGMENTS
-    last_time, last_duration = None, 0.0
-    for frame in container.decode(stream):
-        if frame.time is None:
-            continue
-        for i, target in enumerate(FRAME_TIMES):
-            if frame.time <= target + 1e-6:
-                chosen[i] = frame
-        last_time = frame.time
-        last_duration = (float(frame.duration * frame.time_base) if frame.duration
-                         else 1 / float(stream.average_rate or 25))
-        if last_time + last_duration >= SECONDS - 1e-3:
-            break  # every midpoint is covered and the picture reaches 10 s
-    end = (last_time or 0.0) + last_duration
-    if last_time is None or end < SECONDS - 1e-3:
-        raise Unusable("too_short", f"the picture lasts {end:.2f} s; {SECONDS} s are needed")
-    return [frame.to_image() for frame in chosen]
+    """The frame on screen at each segment's midpoint: the first ten seconds of the stream."""
+    seconds = FramesBySecond(container, limit=NUM_SEGMENTS)
+    frames = [frame for _, frame in seconds]
+    if len(frames) < NUM_SEGMENTS:
+        raise Unusable("too_short", f"the picture lasts {seconds.picture_end:.2f} s; {SECONDS} s are needed")
+    return [frame.to_image() for frame in frames]
 
 
 def _audio(container) -> np.ndarray:
-    resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
-    pieces, total = [], 0
-    for frame in container.decode(container.streams.audio[0]):
-        for out in resampler.resample(frame):
-            pieces.append(out.to_ndarray().reshape(-1))
-            total += pieces[-1].size
-        if total >= SECONDS * SAMPLE_RATE:
-            break
-    else:
-        pieces += [out.to_ndarray().reshape(-1) for out in resampler.resample(None)]
+    """The first 10 s of audio at 16 kHz mono int16, zero-padded if the track ends early."""
+    total = SECONDS * SAMPLE_RATE
+    pieces = list(audio_samples(container, limit_samples=total))
     samples = np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
-    return np.pad(samples[:SECONDS * SAMPLE_RATE], (0, max(0, SECONDS * SAMPLE_RATE - samples.size)))
+    return np.pad(samples[:total], (0, max(0, total - samples.size)))
 
 
 def prepare_video(source: Path, wav: Path, frames: Path) -> Outcome:
