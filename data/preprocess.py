@@ -90,8 +90,13 @@ def audio_segments(path) -> torch.Tensor:
     total = NUM_SEGMENTS * SEGMENT_SAMPLES
     if waveform.shape[1] < total:
         waveform = torch.nn.functional.pad(waveform, (0, total - waveform.shape[1]))
-    clips = waveform[:, :total].reshape(waveform.shape[0], NUM_SEGMENTS, SEGMENT_SAMPLES)
-    return torch.stack([_fbank(clips[:, i].repeat(1, CLIP_REPEATS)) for i in range(NUM_SEGMENTS)])
+    return audio_clips(waveform[:, :total])
+
+
+def audio_clips(waveform: torch.Tensor) -> torch.Tensor:
+    """``[channels, n * 16000]`` at 16 kHz -> ``[n, 1, 128, 204]``: each second tiled to 2 s, fbank."""
+    clips = waveform.reshape(waveform.shape[0], -1, SEGMENT_SAMPLES)
+    return torch.stack([_fbank(clips[:, i].repeat(1, CLIP_REPEATS)) for i in range(clips.shape[1])])
 
 
 _FRAME_TRANSFORM = transforms.Compose([
@@ -114,11 +119,16 @@ def frame_paths(folder) -> list[Path]:
     return images
 
 
+def frame_tensor(image: Image.Image) -> torch.Tensor:
+    """One picture -> ``[3, 224, 224]`` normalised."""
+    return _FRAME_TRANSFORM(image.convert("RGB"))
+
+
 def load_frame(path) -> torch.Tensor:
-    """One image -> ``[3, 224, 224]`` normalised."""
+    """One image file -> ``[3, 224, 224]`` normalised."""
     try:
         with Image.open(path) as image:
-            return _FRAME_TRANSFORM(image.convert("RGB"))
+            return frame_tensor(image)
     except (UnidentifiedImageError, OSError, ValueError) as err:
         raise MediaError(f"cannot read image {path}: {err}") from None
 

@@ -129,23 +129,37 @@ def _image_transform():
     return open_clip.image_transform(224, is_train=False)
 
 
-def segment_waveforms(wav) -> np.ndarray:
-    """One video's WAV -> ``[10, 48000]``: mono (channel mean), resampled to 48 kHz, cut or
-    zero-padded to 10 s, one row per 1 s segment."""
-    waveform, rate = read_waveform(wav)
-    mono = waveform.mean(dim=0, keepdim=True)
+def segment_waveforms(mono: torch.Tensor, rate: int, seconds: int) -> np.ndarray:
+    """``[1, samples]`` -> ``[seconds, 48000]``: resampled to 48 kHz, cut or zero-padded, one
+    row per 1 s segment."""
     if rate != CLAP_RATE:
         mono = torchaudio.functional.resample(mono, orig_freq=rate, new_freq=CLAP_RATE)
-    total = NUM_SEGMENTS * CLAP_RATE
+    total = seconds * CLAP_RATE
     mono = torch.nn.functional.pad(mono, (0, max(0, total - mono.shape[1])))[:, :total]
-    return mono.reshape(NUM_SEGMENTS, CLAP_RATE).numpy()
+    return mono.reshape(seconds, CLAP_RATE).numpy()
+
+
+def _clap_inputs(rows: np.ndarray) -> torch.Tensor:
+    """Each 1 s row as CLAP's feature extractor prepares a clip: ``[n, 1, 1001, 64]``."""
+    return _feature_extractor()(list(rows), sampling_rate=CLAP_RATE, truncation="rand_trunc", padding="repeatpad",
+                                return_tensors="pt")["input_features"]
 
 
 def decode_audio(wav) -> torch.Tensor:
-    """``[10, 1, 1001, 64]``: each segment as CLAP's feature extractor prepares a clip."""
-    features = _feature_extractor()(list(segment_waveforms(wav)), sampling_rate=CLAP_RATE, truncation="rand_trunc",
-                                    padding="repeatpad", return_tensors="pt")
-    return features["input_features"]
+    """One video's WAV -> ``[10, 1, 1001, 64]`` (mono: the channels' mean)."""
+    waveform, rate = read_waveform(wav)
+    return _clap_inputs(segment_waveforms(waveform.mean(dim=0, keepdim=True), rate, NUM_SEGMENTS))
+
+
+def audio_window(samples: np.ndarray) -> torch.Tensor:
+    """``[n * 16000]`` mono 16 kHz float samples (a window of a streamed video) -> ``[n, 1, 1001, 64]``."""
+    mono = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None]
+    return _clap_inputs(segment_waveforms(mono, 16000, len(samples) // 16000))
+
+
+def frame_window(images) -> torch.Tensor:
+    """The window's pictures -> ``[n, 3, 224, 224]`` through open_clip's transform."""
+    return torch.stack([_image_transform()(image.convert("RGB")) for image in images])
 
 
 def decode_frames(folder) -> torch.Tensor:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from data.feature_cache import RANDOM_CHECKPOINT, checkpoint_identity
-from data.preprocess import PREPROCESSING, audio_segments, tokenize, video_frames
+from data.preprocess import PREPROCESSING, audio_clips, audio_segments, frame_tensor, tokenize, video_frames
 from models.checkpoint import load_pretrained_imagebind, missing_checkpoint_message
 from models.imagebind import ImageBindSize, build_imagebind
 from models.segment_encoder import PRECISIONS, SegmentEncoder
@@ -20,6 +21,16 @@ AUDIO_DRAWS = True
 RANDOM_INIT_SEED = 0
 decode_audio = audio_segments
 decode_frames = video_frames
+
+
+def audio_window(samples: np.ndarray) -> torch.Tensor:
+    """``[n * 16000]`` mono 16 kHz float samples (a window of a streamed video) -> ``[n, 1, 128, 204]``."""
+    return audio_clips(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None])
+
+
+def frame_window(images) -> torch.Tensor:
+    """The window's pictures -> ``[n, 3, 224, 224]``."""
+    return torch.stack([frame_tensor(image) for image in images])
 
 
 def widths(config) -> dict[str, int]:
