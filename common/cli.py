@@ -18,16 +18,20 @@ def description(doc: str) -> str:
     return " ".join(doc.strip().split("\n\n")[0].split())
 
 
-def parser_with_config(doc: str, default_config: str) -> argparse.ArgumentParser:
+def parser_with_config(doc: str, default_config: str, list_overrides: bool = True) -> argparse.ArgumentParser:
     """A parser whose description is the docstring's first paragraph and whose epilog is the rest
-    (usage examples)."""
+    (usage examples). ``list_overrides``: show ``key=value`` as a positional argument (off for a
+    tool with positional arguments of its own; :func:`parse` finds the overrides either way)."""
     rest = doc.strip().split("\n\n", 1)[1:]
     parser = argparse.ArgumentParser(description=description(doc), epilog=rest[0] if rest else None,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=default_config, help=f"experiment YAML (default {default_config})")
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="override config keys, e.g. encoder.precision=bf16 cache.dir=cache/other; "
-                             "anywhere on the command line")
+    parser.add_argument("--config", default=default_config,
+                        help=f"experiment YAML (default {default_config}); key=value arguments anywhere override "
+                             "its keys, e.g. encoder.precision=bf16")
+    if list_overrides:
+        parser.add_argument("overrides", nargs="*", metavar="key=value",
+                            help="override config keys, e.g. encoder.precision=bf16 cache.dir=cache/other; "
+                                 "anywhere on the command line")
     return parser
 
 

@@ -31,6 +31,14 @@ class Process:
         if self.world_size > 1:
             dist.barrier()
 
+    def gather(self, value) -> list:
+        """Every rank's ``value`` (small picklable objects), in rank order, on every rank."""
+        if self.world_size == 1:
+            return [value]
+        gathered = [None] * self.world_size
+        dist.all_gather_object(gathered, value)
+        return gathered
+
     def share(self, value):
         """Rank 0's ``value`` on every rank (a small picklable object)."""
         if self.world_size == 1:

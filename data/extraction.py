@@ -397,7 +397,7 @@ def cache_lock(cache: FeatureCache) -> FolderLock:
         return FolderLock(cache.root, "feature extraction", "point cache.dir at another folder").acquire()
 
 
-def _claim_cache(config: Config, cache: FeatureCache, process: Process, refresh) -> FolderLock | None:
+def claim_cache(config: Config, cache: FeatureCache, process: Process, refresh) -> FolderLock | None:
     """Rank 0 takes the cache's lock, checks or writes its provenance and drops the splits to
     re-extract; every rank learns whether that worked, so all stop together on a failure."""
     lock, failure = None, None
@@ -437,7 +437,7 @@ def extract(config: Config, splits, process: Process | None = None,
     process = process or Process()
     index = index or AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
     cache = FeatureCache(config.cache.dir)
-    lock = _claim_cache(config, cache, process, refresh)
+    lock = claim_cache(config, cache, process, refresh)
     try:
         return _extract_missing(config, splits, process, index, cache, audio_draws)
     finally:

@@ -127,14 +127,14 @@ class RunWriter:
         return cls(FolderLock(folder, "training run", "set output.name to start another run").acquire())
 
     @classmethod
-    def for_evaluation(cls, root, name: str | None, derived: str) -> "RunWriter":
-        """A folder no other evaluation has written results into: ``output.name`` when set
-        (an error if it already holds results), else ``derived``, ``derived_2``, ... (the first
-        free one), so no evaluation ever replaces another's results."""
+    def for_evaluation(cls, root, name: str | None, derived: str, results_file: str = RESULTS_FILE) -> "RunWriter":
+        """A folder no other evaluation has written results (``results_file``) into:
+        ``output.name`` when set (an error if it already holds results), else ``derived``,
+        ``derived_2``, ... (the first free one), so no evaluation ever replaces another's results."""
         root = Path(root)
         if name:
             lock = FolderLock(root / name, "evaluation", "set output.name to another folder").acquire()
-            if (lock.folder / RESULTS_FILE).exists():
+            if (lock.folder / results_file).exists():
                 lock.release()
                 raise UserError(f"{lock.folder} already holds the results of another evaluation; set output.name "
                                 "to another folder (or delete that one)")
@@ -145,7 +145,7 @@ class RunWriter:
                 lock.acquire()
             except FolderBusy:
                 continue
-            if not (lock.folder / RESULTS_FILE).exists():
+            if not (lock.folder / results_file).exists():
                 return cls(lock)
             lock.release()
 

@@ -90,6 +90,27 @@ def timelines_figure(evaluation: Evaluation, count: int = 8, run: str = ""):
     return fig
 
 
+def localization_figure(labels: list[str], confidence: list[float], classes: list[str], title: str):
+    """One row per class that occurs in a localized video, a cell per second shaded by the
+    segment's confidence; background (``other``) seconds stay blank."""
+    present = [c for c in classes if c in set(labels) and c != classes[-1]]
+    rows = max(1, len(present))
+    seconds = len(labels)
+    fig, ax = plt.subplots(figsize=(min(16, 2 + 0.35 * seconds), 0.5 * rows + 1.2))
+    grid = np.full((rows, seconds), np.nan)
+    for t, (label, score) in enumerate(zip(labels, confidence)):
+        if label in present:
+            grid[present.index(label), t] = score
+    image = ax.imshow(grid, aspect="auto", cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_yticks(range(rows), present or ["(no event)"], fontsize=8)
+    step = max(1, seconds // 20)
+    ax.set_xticks(range(0, seconds, step), [f"{t}s" for t in range(0, seconds, step)], fontsize=7)
+    ax.set_title(f"{title}: label per second (shade = confidence, blank = {classes[-1]})", fontsize=9, loc="left")
+    fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
+    fig.tight_layout()
+    return fig
+
+
 def training_curves_figure(history: list[dict], selected_epoch: int | None = None, run: str = ""):
     epochs = [h["epoch"] for h in history]
     fig, (loss_ax, metric_ax) = plt.subplots(1, 2, figsize=(10, 3.6))

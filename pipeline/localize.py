@@ -1,0 +1,407 @@
+"""Localize events in any video with any words, through the benchmark's own path: a video
+becomes consecutive 1 s segments (data/video_segments.py, the rule of the benchmark's
+preparation), each prepared and encoded by the configured family as in extraction, the class
+names plus ``other`` go through the family's text towers, and the benchmark's decoders label
+every second: the training-free rule (``v0`` / ``v01``) or, with a fine-tuning checkpoint, its
+temporal layers and the ``v1`` scoring.
+
+The decoders and temporal layers were made for 10-segment clips (the training-free rule gives
+a clip one class; the temporal layers saw ten segments), so a longer video is decoded in
+consecutive 10 s windows (the last one shorter): a 10 s video is exactly one benchmark clip.
+
+Confidence of a segment labelled c: sqrt(p_audio(c) * p_frame(c)), where p is the softmax over
+the classes (``other`` included) of 100 x the cosine similarities (CLIP's logit scale) of the
+segment's audio and frame embeddings (after the temporal layers, with a checkpoint). An event is
+a maximal run of seconds with one label other than ``other``; its score is the mean confidence.
+
+Segment embeddings are kept per video file (``<cache.dir>/videos/<sha256 of the file>/``), so
+asking the same videos about other words encodes only the new class names.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from tqdm import tqdm
+
+from common.distributed import Process
+from common.errors import UserError
+from common.files import atomic_write_json, writing
+from common.processes import die_with_parent
+from data.annotations import NUM_SEGMENTS, OTHER
+from data.extraction import MODALITIES, claim_cache, num_workers
+from data.feature_cache import FeatureCache
+from data.raw_videos import VIDEO_SUFFIXES
+from data.video_segments import SAMPLE_RATE, FramesBySecond, audio_by_second
+from models.decoders import decode
+from models.families import family
+from models.similarity import cosine
+from models.segment_encoder import resolve_device
+
+WINDOW = NUM_SEGMENTS  # seconds decoded together: one benchmark clip
+LOGIT_SCALE = 100.0  # temperature of the confidence softmax (CLIP's logit scale)
+STORE_DIR = "videos"
+
+
+class UsageError(UserError):
+    """A mistake in how the localizer was called (exit status 2)."""
+
+
+def class_list(names) -> list[str]:
+    """The user's class names, checked: none empty, no duplicate, ``other`` reserved."""
+    names = [str(name).strip() for name in names]
+    if not names:
+        raise UsageError("no class names given: pass --classes \"dog barking,car horn\", --classes-file or "
+                         "--benchmark-classes")
+    for name in names:
+        if not name:
+            raise UsageError(f"an empty class name in {names!r}")
+        if name == OTHER:
+            raise UsageError(f"{OTHER!r} is the background class; it is always added, leave it out")
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise UsageError(f"duplicate class name(s): {', '.join(repr(d) for d in duplicates)}")
+    return names
+
+
+def find_videos(paths) -> list[Path]:
+    """Files as given, folders searched recursively for video files, in a stable order."""
+    found = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise UsageError(f"no such file or folder: {path}")
+    return found
+
+
+def file_key(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 24):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class Window:
+    """Consecutive seconds of one video, prepared for the encoder (or why the video failed)."""
+
+    video: int
+    audio: torch.Tensor | None
+    frames: torch.Tensor | None
+    last: bool
+    status: str = "ok"
+    reason: str = ""
+    duration: float = 0.0
+
+
+def video_windows(video: int, path: Path, backbone) -> Iterator[Window]:
+    """Yield the video's windows of ``WINDOW`` seconds; a video that cannot be used yields one
+    Window saying why (not_a_video, no_picture, no_audio, too_short)."""
+    try:
+        with av.open(str(path)) as pictures, av.open(str(path)) as sounds:
+            if not pictures.streams.video:
+                yield Window(video, None, None, True, "no_picture", "no video stream")
+                return
+            if not sounds.streams.audio:
+                yield Window(video, None, None, True, "no_audio", "no audio track")
+                return
+            frames = FramesBySecond(pictures)
+            seconds = zip(frames, audio_by_second(sounds))
+            images, samples, count = [], [], 0
+            for (_, frame), (_, audio) in seconds:
+                images.append(frame.to_image())
+                samples.append(audio)
+                count += 1
+                if len(images) == WINDOW:
+                    yield _window(video, backbone, images, samples, False)
+                    images, samples = [], []
+            if count == 0:
+                yield Window(video, None, None, True, "too_short",
+                             "less than one whole second in which both picture and sound exist")
+                return
+            window = _window(video, backbone, images, samples, True) if images else Window(video, None, None, True)
+            window.duration = round(frames.picture_end, 3)
+            yield window
+    except (av.FFmpegError, OSError, ValueError, IndexError) as err:
+        yield Window(video, None, None, True, "not_a_video", f"cannot decode {path}: {type(err).__name__}: {err}")
+
+
+def _window(video: int, backbone, images, samples, last: bool) -> Window:
+    waveform = np.concatenate(samples).astype(np.float32) / 32768  # as a 16-bit WAV reads back
+    return Window(video, backbone.audio_window(waveform), backbone.frame_window(images), last)
+
+
+class Windows(IterableDataset):
+    """The videos to encode, each decoded window by window by one worker process."""
+
+    def __init__(self, jobs: list[tuple[int, Path]], family_name: str):
+        self.jobs, self.family_name = jobs, family_name
+
+    def __iter__(self):
+        info = get_worker_info()
+        mine = self.jobs if info is None else self.jobs[info.id::info.num_workers]
+        backbone = family(self.family_name)
+        for video, path in mine:
+            yield from video_windows(video, path, backbone)
+
+
+def _decoding_worker(_):
+    die_with_parent()
+    torch.set_num_threads(1)
+
+
+class EmbeddingStore:
+    """Per-video segment embeddings: ``<cache.dir>/videos/<sha256>/`` holding ``video.json``
+    (segments, duration, widths) and ``audio.f32`` / ``vision.f32`` (raw float32 ``[T, D]``).
+    A video's folder appears whole, by one rename."""
+
+    def __init__(self, cache: FeatureCache):
+        self.root = cache.root / STORE_DIR
+
+    def folder(self, key: str) -> Path:
+        return self.root / key
+
+    def get(self, key: str):
+        folder = self.folder(key)
+        if not (folder / "video.json").is_file():
+            return None
+        meta = json.loads((folder / "video.json").read_text())
+        arrays = [np.memmap(folder / f"{m}.f32", dtype=np.float32, mode="r", shape=(meta["segments"], meta["widths"][m]))
+                  if meta["segments"] else np.zeros((0, meta["widths"][m]), np.float32) for m in MODALITIES]
+        return meta, arrays[0], arrays[1]
+
+    def writer(self, key: str) -> "StoreWriter":
+        return StoreWriter(self.folder(key))
+
+
+class StoreWriter:
+    def __init__(self, final: Path):
+        self.final = final
+        self.staging = final.with_name(f".{final.name}.{os.getpid()}")
+        shutil.rmtree(self.staging, ignore_errors=True)
+        with writing(self.staging, "the embedding store", "choose another cache.dir"):
+            self.staging.mkdir(parents=True)
+            self.handles = {m: open(self.staging / f"{m}.f32", "wb") for m in MODALITIES}
+        self.segments = 0
+
+    def add(self, audio: np.ndarray, vision: np.ndarray) -> None:
+        with writing(self.staging, "the embedding store", "choose another cache.dir"):
+            self.handles["audio"].write(np.ascontiguousarray(audio, np.float32).tobytes())
+            self.handles["vision"].write(np.ascontiguousarray(vision, np.float32).tobytes())
+        self.segments += len(audio)
+
+    def finish(self, meta: dict) -> None:
+        with writing(self.staging, "the embedding store", "choose another cache.dir"):
+            for handle in self.handles.values():
+                handle.close()
+            atomic_write_json(self.staging / "video.json", {**meta, "segments": self.segments})
+            shutil.rmtree(self.final, ignore_errors=True)
+            os.rename(self.staging, self.final)
+
+    def abandon(self) -> None:
+        for handle in self.handles.values():
+            handle.close()
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+@dataclass
+class VideoResult:
+    path: str
+    status: str = "ok"
+    reason: str = ""
+    duration: float = 0.0
+    encoded: bool = False
+    labels: list = field(default_factory=list)  # class name per second
+    confidence: list = field(default_factory=list)  # per second, in [0, 1]
+    events: list = field(default_factory=list)  # {"class", "start", "end", "score"}
+
+    def record(self) -> dict:
+        return {"path": self.path, "status": self.status, "reason": self.reason, "duration": self.duration,
+                "segments": len(self.labels), "encoded": self.encoded, "events": self.events}
+
+
+def events_of(labels: list[str], confidence: list[float], threshold: float) -> list[dict]:
+    events, start = [], 0
+    for t in range(1, len(labels) + 1):
+        if t == len(labels) or labels[t] != labels[start]:
+            if labels[start] != OTHER:
+                score = float(np.mean(confidence[start:t]))
+                if score >= threshold:
+                    events.append({"class": labels[start], "start": float(start), "end": float(t),
+                                   "score": round(score, 4)})
+            start = t
+    return events
+
+
+class Localizer:
+    """``Localizer(config, checkpoint=None, strategy="v01", threshold=0.0).localize(paths, names)``."""
+
+    def __init__(self, config, checkpoint=None, strategy: str = "v01", threshold: float = 0.0,
+                 process: Process | None = None):
+        if strategy not in ("v0", "v01"):
+            raise UsageError(f"--strategy {strategy!r}: choose v0 or v01 (a checkpoint uses v1)")
+        self.config, self.strategy, self.threshold = config, strategy, threshold
+        self.process = process or Process()
+        self.backbone = family(config.encoder.family)
+        self.cache = FeatureCache(config.cache.dir)
+        self.store = EmbeddingStore(self.cache)
+        self.device = resolve_device(config.device, self.process.local_rank)
+        self._encoder = None
+        self.model = None
+        self.checkpoint = checkpoint
+        if checkpoint is not None:
+            from pipeline.training import load_checkpoint, model_from_checkpoint
+
+            state = load_checkpoint(checkpoint)
+            widths = self.backbone.widths(config)
+            if state.get("widths") != widths:
+                raise UsageError(f"{checkpoint} was trained on embeddings of widths {state.get('widths')}, but "
+                                 f"{self.backbone.describe(config)} gives {widths}; use a checkpoint trained on this "
+                                 "encoder")
+            self.model = model_from_checkpoint(state, self.device, checkpoint).eval()
+
+    @property
+    def method(self) -> str:
+        return f"fine-tuning checkpoint {self.checkpoint} (v1)" if self.model is not None else \
+            f"training-free {self.strategy}"
+
+    def encoder(self):
+        if self._encoder is None:
+            self._encoder = self.backbone.build(self.config, self.device)
+        return self._encoder
+
+    def texts(self, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The names' text embeddings per modality; only names not cached yet are encoded."""
+        out = []
+        for modality in MODALITIES:
+            template = self.config.encoder.template(modality)
+            missing = self.cache.missing_text(names, template, modality)
+            if missing and self.process.is_main:
+                embeddings = self.encoder().class_names(missing, template, modality).numpy()
+                self.cache.write_text(missing, embeddings, template, modality, self.config.cache.dtype)
+            self.process.barrier()
+            out.append(torch.from_numpy(self.cache.text(names, template, modality)).to(self.device))
+        return out[0], out[1]
+
+    def localize(self, paths, class_names) -> list[VideoResult]:
+        """Every video of ``paths`` (files, or folders searched recursively) against the class
+        names plus ``other``; one result per video, in order (under torchrun: this rank's share)."""
+        names = class_list(class_names) + [OTHER]
+        videos = find_videos(paths)
+        lock = claim_cache(self.config, self.cache, self.process, refresh=())
+        try:
+            text_audio, text_vision = self.texts(names)
+            mine = list(range(len(videos)))[self.process.rank::self.process.world_size]
+            results = {i: VideoResult(str(videos[i])) for i in mine}
+            keys = {i: file_key(videos[i]) for i in mine}
+            todo = [(i, videos[i]) for i in mine if self.store.get(keys[i]) is None]
+            self._encode(todo, keys, results, len(mine))
+            for i in mine:
+                if results[i].status == "ok":
+                    self._label(results[i], self.store.get(keys[i]), names, text_audio, text_vision)
+            return [results[i] for i in mine]
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _encode(self, todo, keys, results, total: int) -> None:
+        if not todo:
+            return
+        workers = num_workers(self.config.extract.num_workers)
+        loader = DataLoader(Windows(todo, self.config.encoder.family), batch_size=None,
+                            num_workers=min(workers, len(todo)), worker_init_fn=_decoding_worker)
+        writers = {}
+        encoder = self.encoder()
+        with tqdm(total=len(todo), unit="video", desc="encode videos", dynamic_ncols=True) as bar:
+            for window in loader:
+                result = results[window.video]
+                if window.status != "ok":
+                    result.status, result.reason = window.status, window.reason
+                    if window.video in writers:
+                        writers.pop(window.video).abandon()
+                    bar.update(1)
+                    continue
+                writer = writers.get(window.video)
+                if writer is None:
+                    writer = writers[window.video] = self.store.writer(keys[window.video])
+                if window.audio is not None:
+                    audio, vision = encoder.segments(window.audio[None], window.frames[None])
+                    writer.add(audio[0].numpy(), vision[0].numpy())
+                if window.last:
+                    writers.pop(window.video).finish({"path": result.path, "duration": window.duration,
+                                                      "widths": dict(encoder.widths)})
+                    result.encoded = True
+                    bar.update(1)
+
+    def _label(self, result: VideoResult, stored, names, text_audio, text_vision) -> None:
+        meta, audio, vision = stored
+        result.duration = meta["duration"]
+        labels, confidence = [], []
+        with torch.inference_mode():
+            for start in range(0, len(audio), WINDOW):
+                a = torch.from_numpy(np.array(audio[start:start + WINDOW]))[None].to(self.device)
+                v = torch.from_numpy(np.array(vision[start:start + WINDOW]))[None].to(self.device)
+                if self.model is not None:
+                    a, v = self.model(a, v)
+                sim_a, sim_v = cosine(a, text_audio), cosine(v, text_vision)
+                decoded = decode("v1" if self.model is not None else self.strategy, sim_a.cpu().numpy(),
+                                 sim_v.cpu().numpy())
+                chosen = torch.from_numpy(decoded.segment_labels[0]).to(self.device)
+                p_a = torch.softmax(LOGIT_SCALE * sim_a[0], dim=-1).gather(1, chosen[:, None])[:, 0]
+                p_v = torch.softmax(LOGIT_SCALE * sim_v[0], dim=-1).gather(1, chosen[:, None])[:, 0]
+                labels += [names[k] for k in decoded.segment_labels[0].tolist()]
+                confidence += torch.sqrt(p_a * p_v).cpu().tolist()
+        result.labels, result.confidence = labels, confidence
+        result.events = events_of(labels, confidence, self.threshold)
+
+
+def write_outputs(folder: Path, results: list[VideoResult], classes: list[str], method: str, encoder: str,
+                  plots: bool = True) -> list[str]:
+    """events.json, segments.csv and one timeline PNG per video; returns the summary lines."""
+    folder = Path(folder)
+    atomic_write_json(folder / "events.json", {"classes": classes, "method": method, "encoder": encoder,
+                                               "videos": [r.record() for r in results]})
+    with open(folder / "segments.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "segment", "start", "end", "label", "score"])
+        for r in results:
+            writer.writerows([r.path, t, t, t + 1, label, round(score, 4)]
+                             for t, (label, score) in enumerate(zip(r.labels, r.confidence)))
+    if plots:
+        from pipeline.plots import localization_figure, plt
+
+        (folder / "timelines").mkdir(exist_ok=True)
+        for i, r in enumerate(results):
+            if r.status == "ok" and r.labels:
+                fig = localization_figure(r.labels, r.confidence, classes, Path(r.path).name)
+                fig.savefig(folder / "timelines" / f"{i:04d}_{Path(r.path).stem}.png", dpi=110)
+                plt.close(fig)
+    lines = []
+    for r in results:
+        if r.status != "ok":
+            lines.append(f"{r.path}: {r.status} ({r.reason})")
+            continue
+        lines.append(f"{r.path}: {len(r.labels)} s, {len(r.events)} event(s)")
+        lines += [f"  {_clock(e['start'])}-{_clock(e['end'])}  {e['class']}  {e['score']:.2f}" for e in r.events]
+    return lines
+
+
+def _clock(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes:02d}:{rest:02d}"
+
