@@ -1,0 +1,262 @@
+"""Localizing events in any video: known labels from a stand-in encoder, equality with the
+benchmark path on a 10 s video, re-queries that encode nothing again, bad inputs."""
+
+import csv
+import dataclasses
+import json
+import subprocess
+import sys
+import types
+
+import av
+import numpy as np
+import pytest
+import torch
+
+import eval_zero_shot
+import localize
+from common import config as config_io
+from common.schema import Config
+from conftest import REPO
+from data.annotations import AnnotationIndex
+from models.temporal import LAYOUT, TemporalModel, TemporalSettings
+from pipeline import localize as localize_lib
+from pipeline.localize import Localizer, UsageError
+from tools import prepare_videos
+
+CLASSES = ["dog barking", "car horn"]
+PITCH = {"dog barking": 440, "car horn": 880}  # what the stand-in encoder hears
+COLOUR = {"dog barking": (220, 30, 30), "car horn": (30, 30, 220)}  # and sees
+FPS = 5
+
+
+def write_scene(path, script, codec="libx264", audio_codec="aac", audio=True, frames_per_second=FPS):
+    """A video following ``script``: per second, a class name (its colour and pitch) or None
+    (grey and silence)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(codec, rate=FPS)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        if audio:  # every stream before the first packet
+            sound = out.add_stream(audio_codec, rate=48000)
+            sound.layout = "mono"
+        for label in script:
+            colour = COLOUR.get(label, (128, 128, 128))
+            for _ in range(frames_per_second):
+                frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), colour, np.uint8), format="rgb24")
+                out.mux(video.encode(frame))
+        out.mux(video.encode())
+        if audio:
+            t = np.arange(48000) / 48000
+            tone = np.concatenate([0.3 * np.sin(2 * np.pi * PITCH[label] * t) if label else np.zeros(48000)
+                                   for label in script]).astype(np.float32)
+            for start in range(0, tone.size, 960):
+                frame = av.AudioFrame.from_ndarray(tone[None, start:start + 960], format="fltp", layout="mono")
+                frame.sample_rate = 48000
+                out.mux(sound.encode(frame))
+            out.mux(sound.encode())
+
+
+class StandIn:
+    """A family whose 'encoder' maps a second's pitch and colour to known embeddings: one axis
+    per class and one for ``other``; silence lies on ``other``, a grey frame on a fourth axis no
+    class name has, so background seconds never agree and event seconds agree on their class:
+    the right labels are known in advance."""
+
+    AUDIO_DRAWS = False
+    names = CLASSES + ["other"]
+
+    @staticmethod
+    def audio_window(samples):
+        seconds = samples.reshape(-1, 16000)
+        peaks = np.abs(np.fft.rfft(seconds, axis=1)).argmax(axis=1).astype(np.float32)  # 1 Hz bins
+        loud = np.sqrt((seconds ** 2).mean(axis=1)) > 0.1  # most of the second (codecs shift audio by ms)
+        return torch.from_numpy(np.where(loud, peaks, 0.0))[:, None]
+
+    @staticmethod
+    def frame_window(images):
+        return torch.from_numpy(np.array([np.asarray(image.convert("RGB"), np.float32).mean(axis=(0, 1)) for image in images]))
+
+    @staticmethod
+    def _axis(match, default: int) -> int:
+        return next((StandIn.names.index(c) for c in CLASSES if match(c)), default)
+
+    def widths(self, config):
+        return {"audio": 4, "vision": 4}
+
+    def describe(self, config):
+        return "stand-in"
+
+    def identity(self, config):
+        return {"family": "stand-in"}
+
+    def models(self, config, remembered=None):
+        return {}
+
+    def preprocessing(self):
+        return {}
+
+    def missing_weights(self, config):
+        return []
+
+    def build(self, config, device):
+        return StandInEncoder()
+
+
+class StandInEncoder:
+    widths = {"audio": 4, "vision": 4}
+
+    def segments(self, clips, frames):
+        audio = torch.stack([torch.eye(4)[StandIn._axis(lambda c: abs(PITCH[c] - float(p)) < 5, 2)]
+                             for p in clips[0, :, 0]])
+        vision = torch.stack([torch.eye(4)[StandIn._axis(lambda c: np.allclose(COLOUR[c], rgb.numpy(), atol=25), 3)]
+                              for rgb in frames[0]])
+        return audio[None], vision[None]
+
+    def class_names(self, names, template, modality):
+        return torch.stack([torch.eye(4)[StandIn.names.index(name)] for name in names])
+
+
+@pytest.fixture
+def stand_in(monkeypatch, tmp_path):
+    module = types.SimpleNamespace(**{name: getattr(StandIn(), name) for name in (
+        "AUDIO_DRAWS", "audio_window", "frame_window", "widths", "describe", "identity", "models",
+        "preprocessing", "missing_weights", "build")})
+    for target in (localize_lib, localize, "data.extraction"):
+        monkeypatch.setattr(target if not isinstance(target, str) else sys.modules[target], "family",
+                            lambda name: module)
+    return config_io.load(Config, REPO / "configs" / "localize.yaml",
+                          [f"cache.dir={tmp_path / 'cache'}", "extract.num_workers=0", "device=cpu",
+                           f"output.root={tmp_path / 'runs'}"])
+
+
+SCRIPT = [None] * 3 + ["dog barking"] * 4 + [None] * 3 + [None, None] + ["car horn"] * 4 + [None] * 4  # 20 s
+
+
+@pytest.mark.parametrize("name, codec, audio_codec", [("scene.mp4", "libx264", "aac"), ("scene.mkv", "libx264", "aac"),
+                                                      ("scene.webm", "libvpx", "libopus")])
+def test_known_scenes_give_known_labels_and_events(stand_in, tmp_path, name, codec, audio_codec):
+    write_scene(tmp_path / name, SCRIPT, codec, audio_codec)
+    [result] = Localizer(stand_in).localize([tmp_path / name], CLASSES)
+    assert result.status == "ok" and result.encoded and result.duration == pytest.approx(20, abs=0.01)
+    assert result.labels == [label or "other" for label in SCRIPT]
+    assert [(e["class"], e["start"], e["end"]) for e in result.events] == [("dog barking", 3, 7), ("car horn", 12, 16)]
+    assert all(0 <= c <= 1 for c in result.confidence) and result.events[0]["score"] > 0.9
+
+
+def test_requerying_the_same_videos_encodes_only_new_names(stand_in, tmp_path, monkeypatch):
+    write_scene(tmp_path / "a.mp4", SCRIPT[:10])
+    first = Localizer(stand_in).localize([tmp_path], ["dog barking"])
+    encoded_names = []
+    original = StandInEncoder.class_names
+    monkeypatch.setattr(StandInEncoder, "class_names",
+                        lambda self, names, t, m: encoded_names.append(list(names)) or original(self, names, t, m))
+    again = Localizer(stand_in).localize([tmp_path], CLASSES)
+    assert first[0].encoded and not again[0].encoded
+    assert encoded_names == [["car horn"], ["car horn"]]  # one new name, once per modality
+
+
+def test_bad_videos_are_listed_and_the_others_still_localized(stand_in, tmp_path, capsys):
+    write_scene(tmp_path / "good.mp4", SCRIPT[:10])
+    write_scene(tmp_path / "mute.mkv", SCRIPT[:10], audio=False)
+    write_scene(tmp_path / "blink.mp4", ["dog barking"])  # exactly one whole second
+    write_scene(tmp_path / "short.mp4", ["dog barking"], frames_per_second=3)  # the picture lasts 0.6 s
+    (tmp_path / "notes.mp4").write_text("not a video at all")
+    with pytest.raises(SystemExit) as exit_status:
+        localize.main([str(tmp_path), "--classes", ",".join(CLASSES), f"cache.dir={tmp_path / 'cache'}",
+                       "extract.num_workers=0", "device=cpu", f"output.root={tmp_path / 'runs'}"])
+    assert exit_status.value.code == 1
+    events = json.loads((tmp_path / "runs" / "localize" / "localize" / "events.json").read_text())
+    statuses = {r["path"].rsplit("/", 1)[1]: r["status"] for r in events["videos"]}
+    assert statuses == {"blink.mp4": "ok", "good.mp4": "ok", "mute.mkv": "no_audio", "notes.mp4": "not_a_video",
+                        "short.mp4": "too_short"}
+    assert events["classes"] == CLASSES + ["other"] and events["method"] == "training-free v01"
+    with open(tmp_path / "runs" / "localize" / "localize" / "segments.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 11 and rows[0].keys() == {"path", "segment", "start", "end", "label", "score"}
+    assert "00:03-00:07  dog barking" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["x"], "give the class names one way"),
+    (["x", "--classes", "a,,b"], "an empty class name"),
+    (["x", "--classes", "a,b,a"], "duplicate class name"),
+    (["x", "--classes", "a,other"], "'other' is the background class"),
+    (["nowhere.mp4", "--classes", "a"], "no such file or folder: nowhere.mp4"),
+])
+def test_usage_errors_are_one_line(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x").mkdir()
+    with pytest.raises(SystemExit) as exit_status:
+        localize.cli.run(lambda: localize.main(argv + ["--config", str(REPO / "configs" / "localize.yaml"),
+                                                       "encoder.size=tiny", "encoder.checkpoint=random",
+                                                       f"cache.dir={tmp_path / 'c'}", "device=cpu"]))
+    assert exit_status.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_ten_second_video_gives_the_benchmark_paths_labels(tmp_path):
+    """localize = prepare_videos -> extraction -> eval_zero_shot on the same 10 s video."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    write_scene(raw / "clip01.mp4", SCRIPT[:10])
+    meta, labels = tmp_path / "meta.csv", tmp_path / "labels.json"
+    meta.write_text("split,cls_name,cls_type,vid_name\ntest,dog barking,close,clip01\n"
+                    "test,car horn,open,clip02\n")
+    labels.write_text(json.dumps({"clip01": {"category": "dog barking", "label": "[0,0,0,1,1,1,1,0,0,0]"},
+                                  "clip02": {"category": "car horn", "label": "[0,0,0,0,0,0,0,0,0,0]"}}))
+    write_scene(raw / "clip02.mp4", SCRIPT[10:])
+    common = [f"data.meta_csv={meta}", f"data.label_json={labels}", f"data.media_root={tmp_path / 'media'}",
+              "encoder.size=tiny", "encoder.checkpoint=random", "device=cpu", "extract.num_workers=0"]
+    prepare_videos.main(["--videos", str(raw), "--workers", "1", *common])
+    eval_zero_shot.main([*common, f"cache.dir={tmp_path / 'bench_cache'}", f"output.root={tmp_path / 'runs'}"])
+    with open(tmp_path / "runs" / "v0_training_free_v01_test" / "predictions.csv", newline="") as handle:
+        benchmark = {row["vid_name"]: row["predicted_segments"].split("|") for row in csv.DictReader(handle)}
+    config = config_io.load(Config, REPO / "configs" / "localize.yaml", [*common, f"cache.dir={tmp_path / 'cache'}"])
+    names = list(AnnotationIndex.load(meta, labels).all_vocabulary.names[:-1])  # the benchmark's class order
+    results = Localizer(config).localize([raw / "clip01.mp4", raw / "clip02.mp4"], names)
+    assert [r.labels for r in results] == [benchmark["clip01"], benchmark["clip02"]]
+
+
+def test_a_long_video_goes_through_the_temporal_layers_in_windows(tmp_path):
+    settings = TemporalSettings(attn_dim=8, ffn_dim=8)
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "best.pt"
+    torch.save({"model": TemporalModel(16, settings).state_dict(), "temporal": dataclasses.asdict(settings),
+                "layout": LAYOUT, "widths": {"audio": 16, "vision": 16}, "epoch": 1}, checkpoint)
+    write_scene(tmp_path / "long.mp4", SCRIPT + SCRIPT[:3])  # 23 s: windows of 10, 10 and 3 seconds
+    config = config_io.load(Config, REPO / "configs" / "localize.yaml", [
+        "encoder.size=tiny", "encoder.checkpoint=random", "device=cpu", "extract.num_workers=0",
+        f"cache.dir={tmp_path / 'cache'}"])
+    localizer = Localizer(config, checkpoint)
+    [result] = localizer.localize([tmp_path / "long.mp4"], CLASSES)
+    assert len(result.labels) == 23 and set(result.labels) <= set(CLASSES + ["other"])
+    assert localizer.method.endswith("(v1)")
+    wider = config_io.load(Config, REPO / "configs" / "localize.yaml", [
+        "encoder.size=small", "encoder.checkpoint=random", "device=cpu", f"cache.dir={tmp_path / 'c2'}"])
+    with pytest.raises(UsageError, match=r"trained on embeddings of widths \{'audio': 16, 'vision': 16\}, but "
+                                         r"ImageBind-small \(fp32\) gives \{'audio': 24, 'vision': 24\}"):
+        Localizer(wider, checkpoint)
+
+
+@pytest.mark.slow
+def test_torchrun_shares_the_videos_and_merges_one_output(tmp_path):
+    for k in range(3):
+        write_scene(tmp_path / "videos" / f"v{k}.mp4", SCRIPT[k:k + 10])
+    common = [str(tmp_path / "videos"), "--classes", ",".join(CLASSES), "encoder.size=tiny",
+              "encoder.checkpoint=random", "device=cpu", "extract.num_workers=0"]
+    single = subprocess.run([sys.executable, str(REPO / "localize.py"), *common, f"cache.dir={tmp_path / 'c1'}",
+                             "--output", str(tmp_path / "one")], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-2000:]
+    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(REPO / "localize.py"), *common, f"cache.dir={tmp_path / 'c2'}",
+                             "--output", str(tmp_path / "two")], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert double.returncode == 0, double.stderr[-2000:]
+    one, two = (json.loads((tmp_path / name / "events.json").read_text()) for name in ("one", "two"))
+    assert [v["path"] for v in two["videos"]] == [v["path"] for v in one["videos"]]
+    for a, b in zip(one["videos"], two["videos"]):
+        assert [(e["class"], e["start"], e["end"]) for e in a["events"]] == \
+            [(e["class"], e["start"], e["end"]) for e in b["events"]]
+        for x, y in zip(a["events"], b["events"]):
+            assert x["score"] == pytest.approx(y["score"], abs=1e-3)
+    assert (tmp_path / "one" / "segments.csv").read_text().count("\n") == \
+        (tmp_path / "two" / "segments.csv").read_text().count("\n")
