@@ -10,6 +10,7 @@ published OV-AVEL pipeline does (pinned by ``golden/preprocessing_reference.npz`
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +143,12 @@ def tokenize(class_names, template: str = "{}") -> torch.Tensor:
     """Class names -> ``[K, 77]`` CLIP BPE tokens; ``template`` wraps each name (``"{}"``: as is)."""
     if "{}" not in template:
         raise UserError(f"text template {template!r} must contain '{{}}' where the class name goes")
+    return _clip_tokenizer()([template.format(name) for name in class_names])
+
+
+@functools.lru_cache(maxsize=1)
+def _clip_tokenizer():
+    """open_clip's BPE tokenizer; reading its vocabulary takes a quarter of a second, so once."""
     from open_clip.tokenizer import SimpleTokenizer  # heavy import, only where text is encoded
 
-    return SimpleTokenizer()([template.format(name) for name in class_names])
+    return SimpleTokenizer()

@@ -287,12 +287,16 @@ class Localizer:
 
     def texts(self, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """The names' text embeddings per modality; only names not cached yet are encoded."""
-        out = []
+        out, encoded = [], {}  # one text tower for both modalities (SHARED_TEXT): encode once per template
         for modality in MODALITIES:
             template = self.config.encoder.template(modality)
             missing = self.cache.missing_text(names, template, modality)
             if missing and self.process.is_main:
-                embeddings = self.encoder().class_names(missing, template, modality).numpy()
+                key = template if self.backbone.SHARED_TEXT else (template, modality)
+                if key not in encoded or not set(missing) <= set(encoded[key]):
+                    embeddings = self.encoder().class_names(missing, template, modality).numpy()
+                    encoded[key] = dict(zip(missing, embeddings))
+                embeddings = np.stack([encoded[key][name] for name in missing])
                 self.cache.write_text(missing, embeddings, template, modality, self.config.cache.dtype)
             self.process.barrier()
             out.append(torch.from_numpy(self.cache.text(names, template, modality)).to(self.device))

@@ -64,6 +64,7 @@ class StandIn:
     the right labels are known in advance."""
 
     AUDIO_DRAWS = False
+    SHARED_TEXT = False
     names = CLASSES + ["other"]
 
     @staticmethod
@@ -120,7 +121,7 @@ class StandInEncoder:
 @pytest.fixture
 def stand_in(monkeypatch, tmp_path):
     module = types.SimpleNamespace(**{name: getattr(StandIn(), name) for name in (
-        "AUDIO_DRAWS", "audio_window", "frame_window", "widths", "describe", "identity", "models",
+        "AUDIO_DRAWS", "SHARED_TEXT", "audio_window", "frame_window", "widths", "describe", "identity", "models",
         "preprocessing", "missing_weights", "build")})
     for target in (localize_lib, localize, "data.extraction"):
         monkeypatch.setattr(target if not isinstance(target, str) else sys.modules[target], "family",

@@ -12,6 +12,7 @@ A family module provides:
 - ``models(config, remembered)`` -> ``{model: file identity, or None where the file is absent}``;
 - ``preprocessing()`` -> ``{"audio": {...}, "vision": {...}, "text": {...}}``;
 - ``missing_weights(config)`` -> why the weights cannot be loaded here (empty when they can);
+- ``SHARED_TEXT``: one text tower scores both modalities (its text embeddings are computed once);
 - ``build(config, device)`` -> an encoder with ``segments(clips, frames)`` (``[B, 10, D_a]``,
   ``[B, 10, D_v]`` on the CPU), ``class_names(names, template, modality)`` (``[K, D_m]``) and,
   where ``AUDIO_DRAWS``, ``audio_draw(clips, masks)`` (see data/audio_draws.py);

@@ -28,6 +28,7 @@ from data.preprocess import NUM_SEGMENTS, MediaError, frame_paths, read_waveform
 from models.checkpoint import CheckpointError
 from models.segment_encoder import PRECISIONS, SegmentEncoder
 
+SHARED_TEXT = False  # one text tower scores both modalities
 AUDIO_DRAWS = False
 SIZES_DIR = Path(__file__).resolve().parent / "clip_clap_sizes"
 RANDOM_INIT_SEED = 0

@@ -17,6 +17,7 @@ from models.checkpoint import load_pretrained_imagebind, missing_checkpoint_mess
 from models.imagebind import ImageBindSize, build_imagebind
 from models.segment_encoder import PRECISIONS, SegmentEncoder
 
+SHARED_TEXT = True  # one text tower scores both modalities
 AUDIO_DRAWS = True
 RANDOM_INIT_SEED = 0
 decode_audio = audio_segments

@@ -1,0 +1,122 @@
+"""Benchmark: the localizer's re-query speed and its memory on long videos, measured in one run
+with the small random ImageBind on the CPU.
+
+1. Three 30 s synthetic videos localized with 2 class names, then the same videos with a new
+   20-name vocabulary: the second call encodes only the 20 names (the segment embeddings are
+   kept per video file).
+2. Peak resident memory of localizing a 1-minute and a 60-minute synthetic video, each in a
+   fresh process: streaming keeps it flat.
+
+    python tools/bench_localize.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from common import cli  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+WORDS = ["dog barking", "car horn", "glass breaking", "crowd cheering", "chainsaw", "church bell ringing",
+         "helicopter", "baby crying", "lawn mower", "thunder", "violin", "drum", "siren", "applause", "train horn",
+         "rain", "typing", "cat meowing", "water running", "footsteps"]
+
+
+def write_video(path: Path, seconds: int, fps: int = 2) -> None:
+    """Flat colours changing every few seconds, a tone changing with them; written second by second."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
+        sound = out.add_stream("aac", rate=16000)
+        sound.layout = "mono"
+        t = np.arange(16000) / 16000
+        for second in range(seconds):
+            scene = (second // 5) % 4
+            colour = np.full((64, 96, 3), (40 + 60 * scene, 200 - 40 * scene, 90), np.uint8)
+            for _ in range(fps):
+                out.mux(video.encode(av.VideoFrame.from_ndarray(colour, format="rgb24")))
+            tone = (0.2 * np.sin(2 * np.pi * (300 + 150 * scene) * t)).astype(np.float32)
+            for start in range(0, 16000, 1024):
+                frame = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="fltp", layout="mono")
+                frame.sample_rate = 16000
+                out.mux(sound.encode(frame))
+        out.mux(video.encode())
+        out.mux(sound.encode())
+
+
+def localize_args(work: Path) -> list[str]:
+    return ["--config", str(REPO / "configs" / "localize.yaml"), "encoder.size=small", "encoder.checkpoint=random",
+            "device=cpu", f"cache.dir={work / 'cache'}", "extract.num_workers=0"]
+
+
+def run_memory_case(video: Path, work: Path) -> dict:
+    from common import config as config_io
+    from common.schema import Config
+    from pipeline.localize import Localizer
+
+    config = config_io.load(Config, REPO / "configs" / "localize.yaml", localize_args(work)[2:])
+    start = time.perf_counter()
+    [result] = Localizer(config).localize([video], WORDS[:2])
+    return {"seconds": time.perf_counter() - start, "segments": len(result.labels),
+            "peak_resident_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--long-minutes", type=int, default=60)
+    parser.add_argument("--case", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.case:
+        print(json.dumps(run_memory_case(Path(args.case[0]), Path(args.case[1]))))
+        return
+    from common import config as config_io
+    from common.schema import Config
+    from pipeline.localize import Localizer
+
+    with tempfile.TemporaryDirectory() as folder:
+        work = Path(folder)
+        videos = [work / f"clip{k}.mp4" for k in range(3)]
+        for video in videos:
+            write_video(video, 30)
+        config = config_io.load(Config, REPO / "configs" / "localize.yaml", localize_args(work)[2:])
+        start = time.perf_counter()
+        Localizer(config).localize(videos, WORDS[:2])
+        first = time.perf_counter() - start
+        start = time.perf_counter()
+        results = Localizer(config).localize(videos, WORDS)
+        again = time.perf_counter() - start
+        assert not any(r.encoded for r in results)
+        memory = {}
+        for minutes in (1, args.long_minutes):
+            video = work / f"long_{minutes}.mp4"
+            write_video(video, 60 * minutes)
+            case = work / f"case_{minutes}"
+            done = subprocess.run([sys.executable, __file__, "--case", str(video), str(case)], capture_output=True,
+                                  text=True, check=True)
+            memory[minutes] = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"machine: {platform.processor() or platform.machine()}, Python {platform.python_version()}; "
+          "ImageBind-small, random weights, CPU")
+    print(f"3 videos x 30 s, 2 names: {first:6.2f} s | the same videos, 20 new names: {again:6.2f} s | "
+          f"{first / again:.0f}x faster")
+    short, long = memory[1], memory[args.long_minutes]
+    print(f"1-minute video: {short['seconds']:6.1f} s, peak resident {short['peak_resident_bytes'] / 2 ** 20:.0f} MB | "
+          f"{args.long_minutes}-minute video: {long['seconds']:6.1f} s, peak resident "
+          f"{long['peak_resident_bytes'] / 2 ** 20:.0f} MB | ratio "
+          f"{long['peak_resident_bytes'] / short['peak_resident_bytes']:.2f}")
+
+
+if __name__ == "__main__":
+    cli.run(main)
