@@ -331,7 +331,8 @@ class Localizer:
                             num_workers=min(workers, len(todo)), worker_init_fn=_decoding_worker)
         writers = {}
         encoder = self.encoder()
-        with tqdm(total=len(todo), unit="video", desc="encode videos", dynamic_ncols=True) as bar:
+        with tqdm(total=len(todo), unit="video", desc="videos", dynamic_ncols=True) as bar, \
+                tqdm(unit="s", desc="seconds encoded", dynamic_ncols=True) as seconds:
             for window in loader:
                 result = results[window.video]
                 if window.status != "ok":
@@ -346,6 +347,8 @@ class Localizer:
                 if window.audio is not None:
                     audio, vision = encoder.segments(window.audio[None], window.frames[None])
                     writer.add(audio[0].numpy(), vision[0].numpy())
+                    seconds.set_description(Path(result.path).name)
+                    seconds.update(len(audio[0]))
                 if window.last:
                     writers.pop(window.video).finish({"path": result.path, "duration": window.duration,
                                                       "widths": dict(encoder.widths)})

@@ -101,12 +101,13 @@ def localization_figure(labels: list[str], confidence: list[float], classes: lis
     for t, (label, score) in enumerate(zip(labels, confidence)):
         if label in present:
             grid[present.index(label), t] = score
-    image = ax.imshow(grid, aspect="auto", cmap="Blues", vmin=0, vmax=1, interpolation="nearest")
+    # vmin below 0: a labelled second stays visibly shaded even at confidence 0
+    image = ax.imshow(grid, aspect="auto", cmap="Blues", vmin=-0.4, vmax=1, interpolation="nearest")
     ax.set_yticks(range(rows), present or ["(no event)"], fontsize=8)
     step = max(1, seconds // 20)
     ax.set_xticks(range(0, seconds, step), [f"{t}s" for t in range(0, seconds, step)], fontsize=7)
     ax.set_title(f"{title}: label per second (shade = confidence, blank = {classes[-1]})", fontsize=9, loc="left")
-    fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01)
+    fig.colorbar(image, ax=ax, fraction=0.02, pad=0.01, ticks=[0, 0.5, 1], label="confidence")
     fig.tight_layout()
     return fig
 

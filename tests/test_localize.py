@@ -143,17 +143,22 @@ def test_known_scenes_give_known_labels_and_events(stand_in, tmp_path, name, cod
     assert result.labels == [label or "other" for label in SCRIPT]
     assert [(e["class"], e["start"], e["end"]) for e in result.events] == [("dog barking", 3, 7), ("car horn", 12, 16)]
     assert all(0 <= c <= 1 for c in result.confidence) and result.events[0]["score"] > 0.9
+    [strict] = Localizer(stand_in, threshold=1.01).localize([tmp_path / name], CLASSES)
+    assert strict.events == [] and not strict.encoded  # every event below the threshold; nothing re-encoded
 
 
 def test_requerying_the_same_videos_encodes_only_new_names(stand_in, tmp_path, monkeypatch):
     write_scene(tmp_path / "a.mp4", SCRIPT[:10])
-    first = Localizer(stand_in).localize([tmp_path], ["dog barking"])
+    write_scene(tmp_path / "b.mp4", SCRIPT[10:])
+    decoding_workers = dataclasses.replace(stand_in, extract=dataclasses.replace(stand_in.extract, num_workers=2))
+    first = Localizer(decoding_workers).localize([tmp_path], ["dog barking"])  # decoded in worker processes
+    assert first[0].labels == [label or "other" for label in SCRIPT[:10]]
     encoded_names = []
     original = StandInEncoder.class_names
     monkeypatch.setattr(StandInEncoder, "class_names",
                         lambda self, names, t, m: encoded_names.append(list(names)) or original(self, names, t, m))
     again = Localizer(stand_in).localize([tmp_path], CLASSES)
-    assert first[0].encoded and not again[0].encoded
+    assert first[0].encoded and not again[0].encoded and not again[1].encoded
     assert encoded_names == [["car horn"], ["car horn"]]  # one new name, once per modality
 
 
@@ -163,6 +168,13 @@ def test_bad_videos_are_listed_and_the_others_still_localized(stand_in, tmp_path
     write_scene(tmp_path / "blink.mp4", ["dog barking"])  # exactly one whole second
     write_scene(tmp_path / "short.mp4", ["dog barking"], frames_per_second=3)  # the picture lasts 0.6 s
     (tmp_path / "notes.mp4").write_text("not a video at all")
+    with av.open(str(tmp_path / "sound_only.mkv"), "w") as out:  # a sound track and no picture
+        sound = out.add_stream("aac", rate=16000)
+        for start in range(0, 32000, 1024):
+            frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            frame.sample_rate = 16000
+            out.mux(sound.encode(frame))
+        out.mux(sound.encode())
     with pytest.raises(SystemExit) as exit_status:
         localize.main([str(tmp_path), "--classes", ",".join(CLASSES), f"cache.dir={tmp_path / 'cache'}",
                        "extract.num_workers=0", "device=cpu", f"output.root={tmp_path / 'runs'}"])
@@ -170,7 +182,7 @@ def test_bad_videos_are_listed_and_the_others_still_localized(stand_in, tmp_path
     events = json.loads((tmp_path / "runs" / "localize" / "localize" / "events.json").read_text())
     statuses = {r["path"].rsplit("/", 1)[1]: r["status"] for r in events["videos"]}
     assert statuses == {"blink.mp4": "ok", "good.mp4": "ok", "mute.mkv": "no_audio", "notes.mp4": "not_a_video",
-                        "short.mp4": "too_short"}
+                        "short.mp4": "too_short", "sound_only.mkv": "no_picture"}
     assert events["classes"] == CLASSES + ["other"] and events["method"] == "training-free v01"
     with open(tmp_path / "runs" / "localize" / "localize" / "segments.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
