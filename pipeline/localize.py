@@ -111,9 +111,15 @@ class Window:
 
 def video_windows(video: int, path: Path, backbone) -> Iterator[Window]:
     """Yield the video's windows of ``WINDOW`` seconds; a video that cannot be used yields one
-    Window saying why (not_a_video, no_picture, no_audio, too_short)."""
+    Window saying why (not_a_video, no_picture, no_audio, too_short, undecodable)."""
     try:
-        with av.open(str(path)) as pictures, av.open(str(path)) as sounds:
+        pictures, sounds = av.open(str(path)), av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as err:
+        yield Window(video, None, None, True, "not_a_video", f"{path} is not a video PyAV can open: "
+                                                             f"{type(err).__name__}: {err}")
+        return
+    try:
+        with pictures, sounds:
             if not pictures.streams.video:
                 yield Window(video, None, None, True, "no_picture", "no video stream")
                 return
@@ -138,7 +144,7 @@ def video_windows(video: int, path: Path, backbone) -> Iterator[Window]:
             window.duration = round(frames.picture_end, 3)
             yield window
     except (av.FFmpegError, OSError, ValueError, IndexError) as err:
-        yield Window(video, None, None, True, "not_a_video", f"cannot decode {path}: {type(err).__name__}: {err}")
+        yield Window(video, None, None, True, "undecodable", f"decoding {path} failed: {type(err).__name__}: {err}")
 
 
 def _window(video: int, backbone, images, samples, last: bool) -> Window:

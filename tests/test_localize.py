@@ -273,3 +273,17 @@ def test_torchrun_shares_the_videos_and_merges_one_output(tmp_path):
             assert x["score"] == pytest.approx(y["score"], abs=1e-3)
     assert (tmp_path / "one" / "segments.csv").read_text().count("\n") == \
         (tmp_path / "two" / "segments.csv").read_text().count("\n")
+
+
+def test_end_to_end_with_the_small_random_encoder(tmp_path, capsys):
+    write_scene(tmp_path / "clip.mp4", SCRIPT[:12])
+    localize.main([str(tmp_path / "clip.mp4"), "--classes", ",".join(CLASSES), "--output", str(tmp_path / "out"),
+                   "encoder.size=small", "encoder.checkpoint=random", "device=cpu", "extract.num_workers=0",
+                   f"cache.dir={tmp_path / 'cache'}"])
+    events = json.loads((tmp_path / "out" / "events.json").read_text())
+    [video] = events["videos"]
+    assert video["status"] == "ok" and video["segments"] == 12 and video["encoded"]
+    assert events["encoder"] == "ImageBind-small (fp32)" and events["method"] == "training-free v01"
+    assert (tmp_path / "out" / "timelines" / "0000_clip.png").is_file()
+    assert "clip.mp4: 12 s" in capsys.readouterr().out
+
