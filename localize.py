@@ -3,7 +3,7 @@ a confidence per second and the events, from the training-free rule or a fine-tu
 
     python localize.py clip.mp4 --classes "dog barking,car horn"
     python localize.py videos/ --classes-file my_classes.txt --checkpoint runs/v1_fine_tuning/checkpoints/best.pt
-    python localize.py clip.mkv --benchmark-classes encoder.size=tiny encoder.checkpoint=random   # a try without weights
+    python localize.py clip.mkv --benchmark-classes encoder.size=tiny encoder.checkpoint=random  # no weights needed
     torchrun --nproc_per_node=4 localize.py videos/ --classes "..."      # videos shared out, one merged output
 
 Writes events.json, segments.csv and a timeline per video to --output (default: a new folder

@@ -8,7 +8,8 @@ from importlib import metadata
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-LIBRARIES = ("torch", "torchaudio", "torchvision", "numpy", "open_clip_torch", "transformers", "soundfile", "Pillow", "av")
+LIBRARIES = ("torch", "torchaudio", "torchvision", "numpy", "open_clip_torch", "transformers", "soundfile", "Pillow",
+             "av")
 
 
 def code_version() -> str:

@@ -200,8 +200,8 @@ class FeatureCache:
         """Never mix: the cache's provenance must equal this run's."""
         made = self.provenance()
         if made.get("format_version") != wanted["format_version"]:
-            raise CacheError(f"the feature cache at {self.root} has format {made.get('format_version')!r}, written by an "
-                             f"earlier version of this toolkit; this one reads format {wanted['format_version']} "
+            raise CacheError(f"the feature cache at {self.root} has format {made.get('format_version')!r}, written by "
+                             f"an earlier version of this toolkit; this one reads format {wanted['format_version']} "
                              "(per-modality text embeddings and widths). Point cache.dir at a new folder to extract "
                              "the features again.")
         changed = provenance_differences(made, wanted)

@@ -43,7 +43,7 @@ from data.annotations import NUM_SEGMENTS, OTHER
 from data.extraction import MODALITIES, claim_cache, num_workers
 from data.feature_cache import FeatureCache
 from data.raw_videos import VIDEO_SUFFIXES
-from data.video_segments import SAMPLE_RATE, FramesBySecond, audio_by_second
+from data.video_segments import FramesBySecond, audio_by_second
 from models.decoders import decode
 from models.families import family
 from models.similarity import cosine
@@ -187,7 +187,8 @@ class EmbeddingStore:
         if not (folder / "video.json").is_file():
             return None
         meta = json.loads((folder / "video.json").read_text())
-        arrays = [np.memmap(folder / f"{m}.f32", dtype=np.float32, mode="r", shape=(meta["segments"], meta["widths"][m]))
+        arrays = [np.memmap(folder / f"{m}.f32", dtype=np.float32, mode="r",
+                            shape=(meta["segments"], meta["widths"][m]))
                   if meta["segments"] else np.zeros((0, meta["widths"][m]), np.float32) for m in MODALITIES]
         return meta, arrays[0], arrays[1]
 
