@@ -20,7 +20,7 @@ from common import cli
 from common.distributed import init_process, shutdown
 from data.annotations import AnnotationIndex
 from models.families import family
-from pipeline.localize import Localizer, UsageError, find_videos, write_outputs
+from pipeline.localize import Localizer, UsageError, class_list, find_videos, write_outputs
 from pipeline.outputs import RunWriter
 
 DEFAULT_CONFIG = "configs/localize.yaml"
@@ -52,7 +52,7 @@ def main(argv=None) -> None:
     parser.add_argument("--output", help="output folder (default: a new folder under runs/localize/)")
     args = cli.parse(parser, argv)
     config = cli.load_config(args)
-    names = class_names(args, config)
+    names = class_list(class_names(args, config))  # stripped and checked, as the localizer uses them
     process = init_process()
     try:
         localizer = Localizer(config, args.checkpoint, args.strategy, args.threshold, process)

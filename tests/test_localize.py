@@ -277,13 +277,14 @@ def test_torchrun_shares_the_videos_and_merges_one_output(tmp_path):
 
 def test_end_to_end_with_the_small_random_encoder(tmp_path, capsys):
     write_scene(tmp_path / "clip.mp4", SCRIPT[:12])
-    localize.main([str(tmp_path / "clip.mp4"), "--classes", ",".join(CLASSES), "--output", str(tmp_path / "out"),
+    localize.main([str(tmp_path / "clip.mp4"), "--classes", ", ".join(CLASSES), "--output", str(tmp_path / "out"),
                    "encoder.size=small", "encoder.checkpoint=random", "device=cpu", "extract.num_workers=0",
                    f"cache.dir={tmp_path / 'cache'}"])
     events = json.loads((tmp_path / "out" / "events.json").read_text())
     [video] = events["videos"]
     assert video["status"] == "ok" and video["segments"] == 12 and video["encoded"]
     assert events["encoder"] == "ImageBind-small (fp32)" and events["method"] == "training-free v01"
+    assert events["classes"] == CLASSES + ["other"]  # "a, b": names stripped
     assert (tmp_path / "out" / "timelines" / "0000_clip.png").is_file()
     assert "clip.mp4: 12 s" in capsys.readouterr().out
 
