@@ -22,18 +22,15 @@ them). More draws can be added later; fewer use the first ones.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from data.feature_cache import CacheError, FeatureCache, open_array, refresh_hint
+from data.feature_cache import DRAWS_SUFFIX, CacheError, FeatureCache, open_array, read_vid_names, refresh_hint
 from data.preprocess import NUM_SEGMENTS
 
-FOLDER_SUFFIX = "_audio_draws"
 FORMAT = 1
 SEEDING = ("draw k of video v: torch.Generator seeded with the first 8 bytes (little-endian, shifted right "
            "by one bit) of sha256('k:v'); one U[0,1) number per droppable branch (attention then MLP of "
@@ -42,7 +39,7 @@ SEEDING = ("draw k of video v: torch.Generator seeded with the first 8 bytes (li
 
 
 def folder_name(split: str) -> str:
-    return f"{split}{FOLDER_SUFFIX}"
+    return f"{split}{DRAWS_SUFFIX}"
 
 
 def draw_name(k: int) -> str:
@@ -62,13 +59,6 @@ def draw_masks(k: int, vid_name: str, keep: torch.Tensor, tokens: int) -> torch.
     uniform = torch.rand(len(keep), tokens, generator=torch.Generator().manual_seed(draw_seed(k, vid_name)))
     masks = (uniform < keep[:, None]).float() / keep[:, None]
     return masks.expand(NUM_SEGMENTS, -1, -1)
-
-
-def _read_names(path: Path) -> list[str]:
-    if not path.is_file():
-        return []
-    with open(path, newline="") as handle:
-        return [row[next(iter(row))] for row in csv.DictReader(handle)]
 
 
 def missing_draws(cache: FeatureCache, split: str, count: int, rate: float) -> list[int]:
@@ -94,7 +84,7 @@ class AudioDraws:
         self.folder = cache.root / folder_name(split)
         self.split = split
         self.count = count
-        self.vid_names = np.array(_read_names(self.folder / "videos.csv"), dtype=str)
+        self.vid_names = read_vid_names(self.folder / "videos.csv")
         self.arrays = [open_array(self.folder / f"{draw_name(k)}.npy", split) for k in range(count)]
         if any(len(array) != len(self.vid_names) for array in self.arrays):
             raise CacheError(f"{self.folder}: videos.csv and the draw arrays disagree; {refresh_hint(split)}")

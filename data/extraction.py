@@ -118,7 +118,8 @@ class Job:
         return self.work or self.folder
 
 
-def _decoding_worker(_):
+def decoding_worker(_):
+    """``worker_init_fn`` of the decoding workers."""
     die_with_parent()
     torch.set_num_threads(1)  # workers decode; the main process owns the cores' math
 
@@ -228,7 +229,7 @@ def _extract_chunks(config: Config, job: Job, cache: FeatureCache, encoder, proc
                            backbone.decode_frames if job.frames else None)
     loader = DataLoader(dataset, batch_sampler=batches,
                         num_workers=workers, collate_fn=collate_media,
-                        pin_memory=encoder.device.type == "cuda", worker_init_fn=_decoding_worker)
+                        pin_memory=encoder.device.type == "cuda", worker_init_fn=decoding_worker)
     chunks: dict[int, _Chunk] = {}
     label = job.label + (f" [rank {process.rank}/{process.world_size}]" if process.world_size > 1 else "")
     with tqdm(total=len(positions), unit="video", desc=f"extract {label}", dynamic_ncols=True) as bar:
@@ -459,16 +460,30 @@ def _extract_missing(config: Config, splits, process: Process, index: Annotation
         raise CacheError("cannot extract features: " + "; ".join(reasons))
     encoder = build_encoder(config, resolve_device(config.device, process.local_rank))
     if process.is_main:
-        for modality in need_text:
-            template = config.encoder.template(modality)
-            cache.write_text(names, encoder.class_names(names, template, modality).numpy(), template, modality,
-                             config.cache.dtype)
+        write_missing_text(config, cache, encoder, names)
     for split in todo:
         _run_job(config, split_job(index.videos(split), encoder), cache, encoder, process)
     if draws:
         _run_job(config, draws_job(index.videos("train"), encoder, draws, config.train.audio_drop_path),
                  cache, encoder, process)
     return cache
+
+
+def write_missing_text(config: Config, cache: FeatureCache, encoder, names) -> None:
+    """Encode and cache the names' text embeddings each modality lacks; a family with one text
+    tower for both modalities (``SHARED_TEXT``) encodes a name once per template."""
+    encoded: dict = {}
+    shared = family(config.encoder.family).SHARED_TEXT
+    for modality in MODALITIES:
+        template = config.encoder.template(modality)
+        missing = cache.missing_text(names, template, modality)
+        if not missing:
+            continue
+        key = template if shared else (template, modality)
+        if not set(missing) <= set(encoded.get(key, {})):
+            encoded.setdefault(key, {}).update(zip(missing, encoder.class_names(missing, template, modality).numpy()))
+        cache.write_text(missing, np.stack([encoded[key][name] for name in missing]), template, modality,
+                         config.cache.dtype)
 
 
 def missing_text(config: Config, cache: FeatureCache, names) -> list[str]:
@@ -488,13 +503,9 @@ def draws_to_extract(config: Config, cache: FeatureCache, splits, audio_draws: i
 
 def draws_job(videos: VideoSet, encoder, indices: list[int], rate: float) -> Job:
     """Stochastic audio draws ``indices`` of a split (data/audio_draws.py): audio decoded only."""
-    trunk = encoder.model.modality_trunks["audio"]
-    keep = torch.tensor(trunk.drop_keep_probabilities())
-
     def encode(items, names):
-        return {audio_draws_lib.draw_name(k): encoder.audio_draw(items["audio"], torch.cat(
-            [audio_draws_lib.draw_masks(k, name, keep, encoder.model.audio_tokens) for name in names])).cpu().numpy()
-            for k in indices}
+        return {audio_draws_lib.draw_name(k): encoder.audio_draw(items["audio"], encoder.draw_masks(k, names))
+                .cpu().numpy() for k in indices}
 
     outputs = {audio_draws_lib.draw_name(k): encoder.widths["audio"] for k in indices}
     first, last = audio_draws_lib.draw_name(indices[0]), audio_draws_lib.draw_name(indices[-1])

@@ -47,6 +47,7 @@ RANDOM_CHECKPOINT = "random"  # encoder.checkpoint value for seeded random weigh
 PROVENANCE_FILE = "provenance.json"
 TEXT_DIR = "text"
 WORK_DIR = ".work"
+DRAWS_SUFFIX = "_audio_draws"  # <split>_audio_draws/: the split's stochastic audio draws (data/audio_draws.py)
 # Keys of provenance.json that must equal the run's; the rest is informational.
 COMPARED_KEYS = ("format_version", "encoder", "models", "preprocessing", "dtype")
 
@@ -165,6 +166,12 @@ class SplitFeatures:
         return rows, excluded
 
 
+def read_vid_names(path: Path) -> np.ndarray:
+    """The ``vid_name`` column of a cache folder's videos.csv: one per row of its arrays."""
+    with open(path, newline="") as handle:
+        return np.array([row["vid_name"] for row in csv.DictReader(handle)], dtype=str)
+
+
 def open_array(path: Path, split: str) -> np.ndarray:
     """A cached ``[N, 10, D]`` array, memory-mapped; a truncated or foreign file is a clear error."""
     try:
@@ -221,14 +228,13 @@ class FeatureCache:
         folder = self.split_dir(split)
         if not self.has_split(split):
             raise CacheError(f"the feature cache at {self.root} has no {split} split yet")
-        with open(folder / "videos.csv", newline="") as handle:
-            vid_names = np.array([row["vid_name"] for row in csv.DictReader(handle)], dtype=str)
+        vid_names = read_vid_names(folder / "videos.csv")
         excluded = {}
         if (folder / "excluded.csv").is_file():
             with open(folder / "excluded.csv", newline="") as handle:
                 excluded = {row["vid_name"]: row["reason"] for row in csv.DictReader(handle)}
         audio, vision = (open_array(folder / f"{name}.npy", split) for name in ("audio", "vision"))
-        if not (len(vid_names) == len(audio) == len(vision)) or audio.shape[1:] != vision.shape[1:]:
+        if not len(vid_names) == len(audio) == len(vision):  # each modality has its own width
             raise CacheError(f"{folder}: videos.csv ({len(vid_names)} rows), audio.npy {audio.shape} and vision.npy "
                              f"{vision.shape} disagree; {refresh_hint(split)}")
         return SplitFeatures(split, vid_names, audio, vision, excluded, folder)
@@ -236,7 +242,7 @@ class FeatureCache:
     def remove_split(self, split: str) -> None:
         """Drop a split's arrays and its audio draws (drawn from the same media). Each folder is
         renamed away first, so a kill never leaves half of one."""
-        for folder in (self.split_dir(split), self.root / f"{split}_audio_draws"):  # see data/audio_draws.py
+        for folder in (self.split_dir(split), self.root / f"{split}{DRAWS_SUFFIX}"):
             trash = self.root / f".{folder.name}.removing"
             with writing(folder):
                 shutil.rmtree(trash, ignore_errors=True)
@@ -244,7 +250,7 @@ class FeatureCache:
                     os.rename(folder, trash)
                 shutil.rmtree(trash, ignore_errors=True)
             self.remove_work(folder.name)
-        for work in self.root.glob(f"{WORK_DIR}/{split}_audio_draws.*"):  # draws' chunks, per set of draws
+        for work in self.root.glob(f"{WORK_DIR}/{split}{DRAWS_SUFFIX}.*"):  # draws' chunks, per set of draws
             self.remove_work(work.name)
 
     def text_path(self, template: str, modality: str) -> Path:

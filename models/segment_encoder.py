@@ -87,10 +87,6 @@ class SegmentEncoder:
         self.precision = precision
         self.numerics = PRECISIONS[precision]
 
-    @property
-    def embed_dim(self) -> int:
-        return self.model.size.out_embed_dim
-
     def _context(self):
         stack = contextlib.ExitStack()
         stack.enter_context(torch.inference_mode())

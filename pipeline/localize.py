@@ -21,7 +21,6 @@ asking the same videos about other words encodes only the new class names.
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import os
 import shutil
@@ -38,16 +37,16 @@ from tqdm import tqdm
 from common.distributed import Process
 from common.errors import UserError
 from common.files import atomic_write_json, writing
-from common.processes import die_with_parent
 from data.annotations import NUM_SEGMENTS, OTHER
-from data.extraction import MODALITIES, claim_cache, num_workers
-from data.feature_cache import FeatureCache
+from data.extraction import MODALITIES, claim_cache, decoding_worker, missing_text, num_workers, write_missing_text
+from data.feature_cache import FeatureCache, file_sha256
 from data.raw_videos import VIDEO_SUFFIXES
 from data.video_segments import FramesBySecond, audio_by_second
 from models.decoders import decode
 from models.families import family
 from models.similarity import cosine
 from models.segment_encoder import resolve_device
+from pipeline.evaluate import class_texts
 
 WINDOW = NUM_SEGMENTS  # seconds decoded together: one benchmark clip
 LOGIT_SCALE = 100.0  # temperature of the confidence softmax (CLIP's logit scale)
@@ -86,14 +85,6 @@ def find_videos(paths) -> list[Path]:
         else:
             raise UsageError(f"no such file or folder: {path}")
     return found
-
-
-def file_key(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 24):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -164,11 +155,6 @@ class Windows(IterableDataset):
         backbone = family(self.family_name)
         for video, path in mine:
             yield from video_windows(video, path, backbone)
-
-
-def _decoding_worker(_):
-    die_with_parent()
-    torch.set_num_threads(1)
 
 
 class EmbeddingStore:
@@ -294,20 +280,10 @@ class Localizer:
 
     def texts(self, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """The names' text embeddings per modality; only names not cached yet are encoded."""
-        out, encoded = [], {}  # one text tower for both modalities (SHARED_TEXT): encode once per template
-        for modality in MODALITIES:
-            template = self.config.encoder.template(modality)
-            missing = self.cache.missing_text(names, template, modality)
-            if missing and self.process.is_main:
-                key = template if self.backbone.SHARED_TEXT else (template, modality)
-                if key not in encoded or not set(missing) <= set(encoded[key]):
-                    embeddings = self.encoder().class_names(missing, template, modality).numpy()
-                    encoded[key] = dict(zip(missing, embeddings))
-                embeddings = np.stack([encoded[key][name] for name in missing])
-                self.cache.write_text(missing, embeddings, template, modality, self.config.cache.dtype)
-            self.process.barrier()
-            out.append(torch.from_numpy(self.cache.text(names, template, modality)).to(self.device))
-        return out[0], out[1]
+        if self.process.is_main and missing_text(self.config, self.cache, names):
+            write_missing_text(self.config, self.cache, self.encoder(), names)
+        self.process.barrier()
+        return class_texts(self.cache, self.config, names, self.device)
 
     def localize(self, paths, class_names) -> list[VideoResult]:
         """Every video of ``paths`` (files, or folders searched recursively) against the class
@@ -319,9 +295,9 @@ class Localizer:
             text_audio, text_vision = self.texts(names)
             mine = list(range(len(videos)))[self.process.rank::self.process.world_size]
             results = {i: VideoResult(str(videos[i])) for i in mine}
-            keys = {i: file_key(videos[i]) for i in mine}
+            keys = {i: file_sha256(videos[i]) for i in mine}
             todo = [(i, videos[i]) for i in mine if self.store.get(keys[i]) is None]
-            self._encode(todo, keys, results, len(mine))
+            self._encode(todo, keys, results)
             for i in mine:
                 if results[i].status == "ok":
                     self._label(results[i], self.store.get(keys[i]), names, text_audio, text_vision)
@@ -330,12 +306,12 @@ class Localizer:
             if lock is not None:
                 lock.release()
 
-    def _encode(self, todo, keys, results, total: int) -> None:
+    def _encode(self, todo, keys, results) -> None:
         if not todo:
             return
         workers = num_workers(self.config.extract.num_workers)
         loader = DataLoader(Windows(todo, self.config.encoder.family), batch_size=None,
-                            num_workers=min(workers, len(todo)), worker_init_fn=_decoding_worker)
+                            num_workers=min(workers, len(todo)), worker_init_fn=decoding_worker)
         writers = {}
         encoder = self.encoder()
         with tqdm(total=len(todo), unit="video", desc="videos", dynamic_ncols=True) as bar, \

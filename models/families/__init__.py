@@ -15,7 +15,8 @@ A family module provides:
 - ``SHARED_TEXT``: one text tower scores both modalities (its text embeddings are computed once);
 - ``build(config, device)`` -> an encoder with ``segments(clips, frames)`` (``[B, 10, D_a]``,
   ``[B, 10, D_v]`` on the CPU), ``class_names(names, template, modality)`` (``[K, D_m]``) and,
-  where ``AUDIO_DRAWS``, ``audio_draw(clips, masks)`` (see data/audio_draws.py);
+  where ``AUDIO_DRAWS``, ``draw_masks(k, vid_names)`` and ``audio_draw(clips, masks)`` (see
+  data/audio_draws.py);
 - ``decode_audio(wav)`` / ``decode_frames(folder)``: one prepared video's encoder inputs, and
   ``audio_window(samples)`` / ``frame_window(images)``: the same for a window of a streamed
   video (16 kHz mono samples, pictures); all picklable: they run in the decoding workers.

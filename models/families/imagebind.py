@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from data.audio_draws import draw_masks
 from data.feature_cache import RANDOM_CHECKPOINT, checkpoint_identity
 from data.preprocess import PREPROCESSING, audio_clips, audio_segments, frame_tensor, tokenize, video_frames
 from models.checkpoint import load_pretrained_imagebind, missing_checkpoint_message
@@ -71,7 +72,13 @@ def missing_weights(config) -> list[str]:
 class ImageBindEncoder(SegmentEncoder):
     @property
     def widths(self) -> dict[str, int]:
-        return {"audio": self.embed_dim, "vision": self.embed_dim}
+        width = self.model.size.out_embed_dim
+        return {"audio": width, "vision": width}
+
+    def draw_masks(self, k: int, vid_names) -> torch.Tensor:
+        """``[B * 10, branches, tokens]``: the masks of audio draw ``k`` of each video (data/audio_draws.py)."""
+        keep = torch.tensor(self.model.modality_trunks["audio"].drop_keep_probabilities())
+        return torch.cat([draw_masks(k, name, keep, self.model.audio_tokens) for name in vid_names])
 
     def class_names(self, names, template: str, modality: str) -> torch.Tensor:
         """``[K, D]`` on the CPU; one text tower serves both modalities."""
