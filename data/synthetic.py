@@ -157,3 +157,37 @@ def _write_draws(cache, split_folder: Path, config, rng: np.random.Generator) ->
         array.flush()
     (folder / "videos.csv").write_text((split_folder / "videos.csv").read_text())
     (folder / "provenance.json").write_text(json.dumps(audio_draws.wanted_provenance(config.train.audio_drop_path)))
+
+
+def write_video(path, pictures, sound=None, fps: int = 5, sample_rate: int = 48000, layout: str = "mono",
+                codec: str = "libx264", audio_codec: str = "aac") -> None:
+    """A video file (tests, benchmarks) from ``pictures``, one ``[H, W, 3]`` uint8 array per
+    frame, and ``sound``, float32 arrays ``[channels, n]`` at ``sample_rate`` in any chunking
+    (None: no audio track). Both may be generators, so long videos are never held whole."""
+    import itertools
+
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pictures = iter(pictures)
+    first = next(pictures)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream(codec, rate=fps)
+        video.width, video.height, video.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
+        audio = None
+        if sound is not None:  # every stream before the first packet
+            audio = out.add_stream(audio_codec, rate=sample_rate)
+            audio.layout = layout
+        for picture in itertools.chain([first], pictures):
+            out.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        out.mux(video.encode())
+        if audio is not None:
+            for chunk in sound:
+                for start in range(0, chunk.shape[1], 960):
+                    frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk[:, start:start + 960]),
+                                                       format="fltp", layout=layout)
+                    frame.sample_rate = sample_rate
+                    out.mux(audio.encode(frame))
+            out.mux(audio.encode())
+

@@ -19,6 +19,7 @@ from common import config as config_io
 from common.schema import Config
 from conftest import REPO
 from data.annotations import AnnotationIndex
+from data.synthetic import write_video
 from models.temporal import LAYOUT, TemporalModel, TemporalSettings
 from pipeline import localize as localize_lib
 from pipeline.localize import Localizer, UsageError
@@ -33,28 +34,12 @@ FPS = 5
 def write_scene(path, script, codec="libx264", audio_codec="aac", audio=True, frames_per_second=FPS):
     """A video following ``script``: per second, a class name (its colour and pitch) or None
     (grey and silence)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with av.open(str(path), "w") as out:
-        video = out.add_stream(codec, rate=FPS)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        if audio:  # every stream before the first packet
-            sound = out.add_stream(audio_codec, rate=48000)
-            sound.layout = "mono"
-        for label in script:
-            colour = COLOUR.get(label, (128, 128, 128))
-            for _ in range(frames_per_second):
-                frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), colour, np.uint8), format="rgb24")
-                out.mux(video.encode(frame))
-        out.mux(video.encode())
-        if audio:
-            t = np.arange(48000) / 48000
-            tone = np.concatenate([0.3 * np.sin(2 * np.pi * PITCH[label] * t) if label else np.zeros(48000)
-                                   for label in script]).astype(np.float32)
-            for start in range(0, tone.size, 960):
-                frame = av.AudioFrame.from_ndarray(tone[None, start:start + 960], format="fltp", layout="mono")
-                frame.sample_rate = 48000
-                out.mux(sound.encode(frame))
-            out.mux(sound.encode())
+    t = np.arange(48000) / 48000
+    pictures = (np.full((48, 64, 3), COLOUR.get(label, (128, 128, 128)), np.uint8)
+                for label in script for _ in range(frames_per_second))
+    sound = ((0.3 * np.sin(2 * np.pi * PITCH[label] * t) if label else np.zeros(48000)).astype(np.float32)[None]
+             for label in script)
+    write_video(path, pictures, sound if audio else None, FPS, 48000, codec=codec, audio_codec=audio_codec)
 
 
 class StandIn:

@@ -22,12 +22,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import cli  # noqa: E402
+from data.synthetic import write_video  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 WORDS = ["dog barking", "car horn", "glass breaking", "crowd cheering", "chainsaw", "church bell ringing",
@@ -35,26 +35,14 @@ WORDS = ["dog barking", "car horn", "glass breaking", "crowd cheering", "chainsa
          "rain", "typing", "cat meowing", "water running", "footsteps"]
 
 
-def write_video(path: Path, seconds: int, fps: int = 2) -> None:
-    """Flat colours changing every few seconds, a tone changing with them; written second by second."""
-    with av.open(str(path), "w") as out:
-        video = out.add_stream("libx264", rate=fps)
-        video.width, video.height, video.pix_fmt = 96, 64, "yuv420p"
-        sound = out.add_stream("aac", rate=16000)
-        sound.layout = "mono"
-        t = np.arange(16000) / 16000
-        for second in range(seconds):
-            scene = (second // 5) % 4
-            colour = np.full((64, 96, 3), (40 + 60 * scene, 200 - 40 * scene, 90), np.uint8)
-            for _ in range(fps):
-                out.mux(video.encode(av.VideoFrame.from_ndarray(colour, format="rgb24")))
-            tone = (0.2 * np.sin(2 * np.pi * (300 + 150 * scene) * t)).astype(np.float32)
-            for start in range(0, 16000, 1024):
-                frame = av.AudioFrame.from_ndarray(tone[None, start:start + 1024], format="fltp", layout="mono")
-                frame.sample_rate = 16000
-                out.mux(sound.encode(frame))
-        out.mux(video.encode())
-        out.mux(sound.encode())
+def write_scenes(path: Path, seconds: int, fps: int = 2) -> None:
+    """Flat colours changing every few seconds, a tone changing with them; made second by second."""
+    t = np.arange(16000) / 16000
+    scenes = [(second // 5) % 4 for second in range(seconds)]
+    pictures = (np.full((64, 96, 3), (40 + 60 * scene, 200 - 40 * scene, 90), np.uint8)
+                for scene in scenes for _ in range(fps))
+    sound = ((0.2 * np.sin(2 * np.pi * (300 + 150 * scene) * t)).astype(np.float32)[None] for scene in scenes)
+    write_video(path, pictures, sound, fps, 16000)
 
 
 def localize_args(work: Path) -> list[str]:
@@ -90,7 +78,7 @@ def main(argv=None) -> None:
         work = Path(folder)
         videos = [work / f"clip{k}.mp4" for k in range(3)]
         for video in videos:
-            write_video(video, 30)
+            write_scenes(video, 30)
         config = config_io.load(Config, REPO / "configs" / "localize.yaml", localize_args(work)[2:])
         start = time.perf_counter()
         Localizer(config).localize(videos, WORDS[:2])
@@ -102,7 +90,7 @@ def main(argv=None) -> None:
         memory = {}
         for minutes in (1, args.long_minutes):
             video = work / f"long_{minutes}.mp4"
-            write_video(video, 60 * minutes)
+            write_scenes(video, 60 * minutes)
             case = work / f"case_{minutes}"
             done = subprocess.run([sys.executable, __file__, "--case", str(video), str(case)], capture_output=True,
                                   text=True, check=True)

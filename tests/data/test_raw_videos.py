@@ -6,7 +6,6 @@ import sys
 import time
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import soundfile
@@ -15,6 +14,7 @@ from PIL import Image
 from conftest import REPO
 from data import preprocess
 from data.raw_videos import FRAME_TIMES, SAMPLE_RATE, prepare_video
+from data.synthetic import write_video
 from tools import prepare_videos
 
 FPS = 5
@@ -24,27 +24,11 @@ def encode_video(path, seconds: float, audio: bool = True, codec: str = "libx264
                  size=(64, 48)):
     """Frame k is flat grey 4*k, so the frame chosen for a time tells its timestamp; the
     audio is a 440 Hz stereo tone at 44.1 kHz."""
-    with av.open(str(path), "w") as out:
-        video = out.add_stream(codec, rate=FPS)
-        video.width, video.height, video.pix_fmt = size[0], size[1], "yuv420p"
-        sound = None
-        if audio:
-            sound = out.add_stream(audio_codec, rate=48000 if audio_codec == "libopus" else 44100)
-            sound.layout = "stereo"
-        for k in range(int(seconds * FPS)):
-            frame = av.VideoFrame.from_ndarray(np.full((size[1], size[0], 3), 4 * k, np.uint8), format="rgb24")
-            out.mux(video.encode(frame))
-        out.mux(video.encode())
-        if sound is not None:
-            rate = sound.rate
-            t = np.arange(int(rate * seconds)) / rate
-            tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-            for start in range(0, tone.size, 960):
-                chunk = np.stack([tone[start:start + 960]] * 2)
-                frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
-                frame.sample_rate = rate
-                out.mux(sound.encode(frame))
-            out.mux(sound.encode())
+    rate = 48000 if audio_codec == "libopus" else 44100
+    tone = (0.3 * np.sin(2 * np.pi * 440 * np.arange(int(rate * seconds)) / rate)).astype(np.float32)
+    pictures = (np.full((size[1], size[0], 3), 4 * k, np.uint8) for k in range(int(seconds * FPS)))
+    write_video(path, pictures, np.stack([tone] * 2)[None] if audio else None, FPS, rate, "stereo", codec,
+                audio_codec)
 
 
 def test_frames_at_segment_midpoints_and_16k_audio(tmp_path):
