@@ -111,21 +111,8 @@ class SegmentEncoder:
 
     def segments(self, clips: torch.Tensor, frames: torch.Tensor) -> tuple:
         """Both modalities of a batch with one copy back: the GPU runs the audio and the vision
-        passes back to back, then ``[B, 10, D]`` audio and vision arrive on the CPU together."""
-        both = torch.stack([self.audio(clips), self.vision(frames)]).cpu()
-        return both[0], both[1]
-
-    def audio_draw(self, clips: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-        """``[B, 10, 1, 128, 204]`` -> ``[B, 10, D]`` on the device, with the audio trunk in train
-        mode (stochastic depth) and ``masks`` (``[B * 10, branches, tokens]``) as its draws."""
-        trunk = self.model.modality_trunks["audio"]
-        trunk.train()
-        try:
-            return self._per_segment(lambda x: self.model.encode_audio(x, masks.to(self.device)), clips)
-        finally:
-            trunk.eval()
-
-    def text(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``[K, 77]`` -> ``[K, D]``."""
-        with self._context():
-            return self.model.encode_text(tokens.to(self.device)).float()
+        passes back to back, then ``[B, 10, D_a]`` audio and ``[B, 10, D_v]`` vision arrive on the
+        CPU together (flattened into one copy: the widths may differ)."""
+        audio, vision = self.audio(clips), self.vision(frames)
+        both = torch.cat([audio.flatten(), vision.flatten()]).cpu()
+        return both[:audio.numel()].view(audio.shape), both[audio.numel():].view(vision.shape)

@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import cli  # noqa: E402
 from models.imagebind import build_imagebind  # noqa: E402
-from models.segment_encoder import PRECISIONS, SegmentEncoder, resolve_device  # noqa: E402
+from models.families.imagebind import ImageBindEncoder  # noqa: E402
+from models.segment_encoder import PRECISIONS, resolve_device  # noqa: E402
 
 # Dense datasheet peaks in TFLOP/s: fp32 on CUDA cores, tf32 / bf16 / fp16 on tensor cores.
 PEAK_TFLOPS = {
@@ -96,7 +97,7 @@ def main(argv=None) -> None:
     n = videos * segments
     results = {"device": name, "size": args.size, "batch_segments": n, "flops_per_segment": flops, "precisions": {}}
     for precision in args.precisions:
-        encoder = SegmentEncoder(model, device, precision)
+        encoder = ImageBindEncoder(model, device, precision)
         vision = _rate(lambda: encoder.vision(frames), n, args.repeats, device)
         audio = _rate(lambda: encoder.audio(clips), n, args.repeats, device)
         text = _rate(lambda: encoder.text(tokens), tokens.shape[0], args.repeats, device)

@@ -70,6 +70,23 @@ def missing_weights(config) -> list[str]:
 
 
 class ImageBindEncoder(SegmentEncoder):
+    """The segment encoder with ImageBind's own parts: its text tower and its audio draws."""
+
+    def audio_draw(self, clips: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        """``[B, 10, 1, 128, 204]`` -> ``[B, 10, D]`` on the device, with the audio trunk in train
+        mode (stochastic depth) and ``masks`` (``[B * 10, branches, tokens]``) as its draws."""
+        trunk = self.model.modality_trunks["audio"]
+        trunk.train()
+        try:
+            return self._per_segment(lambda x: self.model.encode_audio(x, masks.to(self.device)), clips)
+        finally:
+            trunk.eval()
+
+    def text(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``[K, 77]`` -> ``[K, D]``."""
+        with self._context():
+            return self.model.encode_text(tokens.to(self.device)).float()
+
     @property
     def widths(self) -> dict[str, int]:
         width = self.model.size.out_embed_dim

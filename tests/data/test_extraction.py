@@ -400,8 +400,8 @@ def test_provenance_records_the_numerics(synthetic_bench, tmp_path):
 
 def _count_draw_encodings(monkeypatch):
     calls = []
-    original = segment_encoder.SegmentEncoder.audio_draw
-    monkeypatch.setattr(segment_encoder.SegmentEncoder, "audio_draw",
+    original = imagebind_family.ImageBindEncoder.audio_draw
+    monkeypatch.setattr(imagebind_family.ImageBindEncoder, "audio_draw",
                         lambda self, clips, masks: calls.append(len(clips)) or original(self, clips, masks))
     return calls
 

@@ -6,6 +6,7 @@ import torch
 from common.errors import UserError
 from models.checkpoint import CheckpointError, load_pretrained_imagebind, read_state_dict
 from models.imagebind import ImageBind, ImageBindSize, build_imagebind
+from models.families.imagebind import ImageBindEncoder
 from models.segment_encoder import SegmentEncoder
 
 
@@ -87,7 +88,7 @@ def test_unknown_size_lists_known_ones():
 def test_segment_encoder_keeps_segments_apart():
     torch.manual_seed(0)
     model = build_imagebind("tiny")
-    encoder = SegmentEncoder(model, torch.device("cpu"))
+    encoder = ImageBindEncoder(model, torch.device("cpu"))
     frames = torch.randn(2, 10, 3, 224, 224)
     clips = torch.randn(2, 10, 1, 128, 204)
     vision, audio = encoder.vision(frames), encoder.audio(clips)

@@ -78,3 +78,18 @@ def test_segments_returns_both_modalities_in_one_copy():
     torch.testing.assert_close(vision, encoder.vision(frames), rtol=0, atol=0)
     assert segment_encoder.PRECISIONS["bf16"].record() == {"autocast": "bfloat16", "fp32_matmul": "ieee",
                                                            "fp32_conv": "ieee"}
+
+
+def test_segments_of_different_widths_come_back_whole():
+    class TwoWidths(torch.nn.Module):
+        def encode_audio(self, x):
+            return x.flatten(1)[:, :3]
+
+        def encode_vision(self, x):
+            return x.flatten(1)[:, :5]
+
+    encoder = SegmentEncoder(TwoWidths(), torch.device("cpu"))
+    clips, frames = torch.randn(2, 10, 1, 4, 4), torch.randn(2, 10, 3, 4, 4)
+    audio, vision = encoder.segments(clips, frames)
+    torch.testing.assert_close(audio, clips.flatten(2)[:, :, :3], rtol=0, atol=0)
+    torch.testing.assert_close(vision, frames.flatten(2)[:, :, :5], rtol=0, atol=0)
