@@ -43,7 +43,8 @@ def peak_tflops(device_name: str, precision: str) -> float | None:
     return None
 
 
-def _rate(fn, items: int, repeats: int, device: torch.device) -> float:
+def rate(fn, items: int, repeats: int, device: torch.device) -> float:
+    """Items per second of ``fn`` after a warm-up, synchronising the device around the timing."""
     fn()  # warm-up: kernels, allocator, autotuning
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -98,9 +99,9 @@ def main(argv=None) -> None:
     results = {"device": name, "size": args.size, "batch_segments": n, "flops_per_segment": flops, "precisions": {}}
     for precision in args.precisions:
         encoder = ImageBindEncoder(model, device, precision)
-        vision = _rate(lambda: encoder.vision(frames), n, args.repeats, device)
-        audio = _rate(lambda: encoder.audio(clips), n, args.repeats, device)
-        text = _rate(lambda: encoder.text(tokens), tokens.shape[0], args.repeats, device)
+        vision = rate(lambda: encoder.vision(frames), n, args.repeats, device)
+        audio = rate(lambda: encoder.audio(clips), n, args.repeats, device)
+        text = rate(lambda: encoder.text(tokens), tokens.shape[0], args.repeats, device)
         both = 1 / (1 / vision + 1 / audio)
         tflops = both * (flops["vision"] + flops["audio"]) / 1e12
         peak = peak_tflops(name, precision) if device.type == "cuda" else None

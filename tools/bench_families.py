@@ -11,7 +11,6 @@ import argparse
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -25,25 +24,12 @@ from data.extraction import media_paths  # noqa: E402
 from data.synthetic import SyntheticSpec, make_synthetic_benchmark  # noqa: E402
 from models.families import family  # noqa: E402
 from models.segment_encoder import resolve_device  # noqa: E402
+from tools.bench_encoders import rate  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 FAMILIES = {"imagebind": ["encoder.size=huge"],
             "clip_clap": ["encoder.family=clip_clap", "encoder.size=base", "encoder.audio_checkpoint=random",
                           "train.audio_draws=0"]}
-
-
-def _best(fn, repeats: int, device: torch.device) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def main(argv=None) -> None:
@@ -62,17 +48,17 @@ def main(argv=None) -> None:
             config = config_io.load(Config, REPO / "configs" / "_base_" / "default.yaml",
                                     overrides + ["encoder.checkpoint=random", f"device={device}"])
             backbone = family(name)
-            decode = _best(lambda: (backbone.decode_audio(wav), backbone.decode_frames(frames)), args.repeats,
-                           torch.device("cpu"))
+            decode = 1 / rate(lambda: (backbone.decode_audio(wav), backbone.decode_frames(frames)), 1, args.repeats,
+                              torch.device("cpu"))
             encoder = backbone.build(config, device)
             clips = backbone.decode_audio(wav)[None].expand(args.videos, *[-1] * 4).contiguous()
             images = backbone.decode_frames(frames)[None].expand(args.videos, *[-1] * 4).contiguous()
-            seconds = _best(lambda: encoder.segments(clips, images), args.repeats, device)
-            rates[name] = (10 * args.videos / seconds, decode, backbone.describe(config))
+            segments = rate(lambda: encoder.segments(clips, images), 10 * args.videos, args.repeats, device)
+            rates[name] = (segments, decode, backbone.describe(config))
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else (platform.processor() or platform.machine())
     print(f"device: {name} ({device}), torch {torch.__version__}, {torch.get_num_threads()} threads; random weights")
-    for _, (rate, decode, label) in rates.items():
-        print(f"{label:<48} {rate:8.2f} segments/s (frame + clip) | decoding one video's media: {decode:.2f} s")
+    for segments, decode, label in rates.values():
+        print(f"{label:<48} {segments:8.2f} segments/s (frame + clip) | decoding one video's media: {decode:.2f} s")
     print(f"clip_clap / imagebind encoding rate: {rates['clip_clap'][0] / rates['imagebind'][0]:.1f}x")
 
 
