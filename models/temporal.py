@@ -142,7 +142,6 @@ class TemporalModel(nn.Module):
         audio, vision = widths["audio"], widths["vision"]
         cross = settings.kind == "transformer" and settings.attention == "cross"
         self.settings = settings
-        self.widths = widths
         self.audio_layers = stack(audio, vision if cross else audio)
         self.visual_layers = stack(vision, audio if cross else vision)
         self.parallel = settings.kind == "transformer" and settings.attention == "both"
