@@ -15,7 +15,8 @@ segment's audio and frame embeddings (after the temporal layers, with a checkpoi
 a maximal run of seconds with one label other than ``other``; its score is the mean confidence.
 
 Segment embeddings are kept per video file (``<cache.dir>/videos/<sha256 of the file>/``), so
-asking the same videos about other words encodes only the new class names.
+asking the same videos about other words encodes only the new class names: one Localizer answers
+any number of queries, each with its own words and its own decoding (rule or checkpoint).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from models.segment_encoder import resolve_device
 from pipeline.evaluate import class_texts
 
 WINDOW = NUM_SEGMENTS  # seconds decoded together: one benchmark clip
+LABEL_BATCH = 256  # windows labelled per model call: bounds memory for hours of video
 LOGIT_SCALE = 100.0  # temperature of the confidence softmax (CLIP's logit scale)
 STORE_DIR = "videos"
 
@@ -222,6 +224,13 @@ class VideoResult:
     labels: list = field(default_factory=list)  # class name per second
     confidence: list = field(default_factory=list)  # per second, in [0, 1]
     events: list = field(default_factory=list)  # {"class", "start", "end", "score"}
+    # Per second and class (``other`` last): the softmax of 100 x cosine, audio and frame.
+    audio_probability: np.ndarray | None = None
+    frame_probability: np.ndarray | None = None
+
+    def class_confidence(self, k: int) -> np.ndarray:
+        """sqrt(p_audio * p_frame) of class column ``k`` at every second."""
+        return np.sqrt(self.audio_probability[:, k] * self.frame_probability[:, k])
 
     def record(self) -> dict:
         return {"path": self.path, "status": self.status, "reason": self.reason, "duration": self.duration,
@@ -241,37 +250,63 @@ def events_of(labels: list[str], confidence: list[float], threshold: float) -> l
     return events
 
 
+@dataclass(frozen=True)
+class Decoding:
+    """How seconds get their labels: a training-free rule, or a checkpoint's temporal layers
+    followed by the ``v1`` scoring."""
+
+    strategy: str = "v01"
+    checkpoint: str | None = None
+    model: torch.nn.Module | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return f"fine-tuning checkpoint {self.checkpoint} (v1)" if self.model is not None else \
+            f"training-free {self.strategy}"
+
+
 class Localizer:
-    """``Localizer(config, checkpoint=None, strategy="v01", threshold=0.0).localize(paths, names)``."""
+    """``Localizer(config, checkpoint=None, strategy="v01", threshold=0.0).localize(paths, names)``;
+    ``localize(paths, names, localizer.decoding(...))`` decodes one query another way."""
 
     def __init__(self, config, checkpoint=None, strategy: str = "v01", threshold: float = 0.0,
                  process: Process | None = None):
-        if strategy not in ("v0", "v01"):
-            raise UsageError(f"--strategy {strategy!r}: choose v0 or v01 (a checkpoint uses v1)")
-        self.config, self.strategy, self.threshold = config, strategy, threshold
+        self.config, self.threshold = config, threshold
         self.process = process or Process()
         self.backbone = family(config.encoder.family)
         self.cache = FeatureCache(config.cache.dir)
         self.store = EmbeddingStore(self.cache)
         self.device = resolve_device(config.device, self.process.local_rank)
         self._encoder = None
-        self.model = None
-        self.checkpoint = checkpoint
-        if checkpoint is not None:
-            from pipeline.training import load_checkpoint, model_from_checkpoint
-
-            state = load_checkpoint(checkpoint)
-            widths = self.backbone.widths(config)
-            if state.get("widths") != widths:
-                raise UsageError(f"{checkpoint} was trained on embeddings of widths {state.get('widths')}, but "
-                                 f"{self.backbone.describe(config)} gives {widths}; use a checkpoint trained on this "
-                                 "encoder")
-            self.model = model_from_checkpoint(state, self.device, checkpoint).eval()
+        self._decodings: dict = {}
+        self._keys: dict = {}
+        self.encoded_names: list[str] = []  # names whose text embeddings the last call encoded
+        self.default = self.decoding(strategy, checkpoint)
 
     @property
     def method(self) -> str:
-        return f"fine-tuning checkpoint {self.checkpoint} (v1)" if self.model is not None else \
-            f"training-free {self.strategy}"
+        return self.default.name
+
+    def decoding(self, strategy: str = "v01", checkpoint=None) -> Decoding:
+        """The rule ``strategy``, or (given ``checkpoint``) its temporal layers; a checkpoint is
+        read once per Localizer."""
+        if checkpoint is None:
+            if strategy not in ("v0", "v01"):
+                raise UsageError(f"--strategy {strategy!r}: choose v0 or v01 (a checkpoint uses v1)")
+            return Decoding(strategy)
+        checkpoint = str(checkpoint)
+        if checkpoint not in self._decodings:
+            from pipeline.training import load_checkpoint, model_from_checkpoint
+
+            state = load_checkpoint(checkpoint)
+            widths = self.backbone.widths(self.config)
+            if state.get("widths") != widths:
+                raise UsageError(f"{checkpoint} was trained on embeddings of widths {state.get('widths')}, but "
+                                 f"{self.backbone.describe(self.config)} gives {widths}; use a checkpoint trained "
+                                 "on this encoder")
+            model = model_from_checkpoint(state, self.device, checkpoint).eval()
+            self._decodings[checkpoint] = Decoding("v1", checkpoint, model)
+        return self._decodings[checkpoint]
 
     def encoder(self):
         if self._encoder is None:
@@ -280,27 +315,39 @@ class Localizer:
 
     def texts(self, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """The names' text embeddings per modality; only names not cached yet are encoded."""
+        self.encoded_names = []
         if self.process.is_main and missing_text(self.config, self.cache, names):
+            self.encoded_names = [name for name in names if any(
+                self.cache.missing_text([name], self.config.encoder.template(m), m) for m in MODALITIES)]
             write_missing_text(self.config, self.cache, self.encoder(), names)
         self.process.barrier()
         return class_texts(self.cache, self.config, names, self.device)
 
-    def localize(self, paths, class_names) -> list[VideoResult]:
+    def key(self, path: Path) -> str:
+        """The file's sha256, hashed again only when its size, time or inode changed."""
+        stat = path.stat()
+        seen = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        if seen not in self._keys:
+            self._keys[seen] = file_sha256(path)
+        return self._keys[seen]
+
+    def localize(self, paths, class_names, decoding: Decoding | None = None) -> list[VideoResult]:
         """Every video of ``paths`` (files, or folders searched recursively) against the class
         names plus ``other``; one result per video, in order (under torchrun: this rank's share)."""
         names = class_list(class_names) + [OTHER]
         videos = find_videos(paths)
+        decoding = decoding or self.default
         lock = claim_cache(self.config, self.cache, self.process, refresh=())
         try:
             text_audio, text_vision = self.texts(names)
             mine = list(range(len(videos)))[self.process.rank::self.process.world_size]
             results = {i: VideoResult(str(videos[i])) for i in mine}
-            keys = {i: file_sha256(videos[i]) for i in mine}
+            keys = {i: self.key(videos[i]) for i in mine}
             todo = [(i, videos[i]) for i in mine if self.store.get(keys[i]) is None]
             self._encode(todo, keys, results)
             for i in mine:
                 if results[i].status == "ok":
-                    self._label(results[i], self.store.get(keys[i]), names, text_audio, text_vision)
+                    self._label(results[i], self.store.get(keys[i]), names, text_audio, text_vision, decoding)
             return [results[i] for i in mine]
         finally:
             if lock is not None:
@@ -338,26 +385,34 @@ class Localizer:
                     result.encoded = True
                     bar.update(1)
 
-    def _label(self, result: VideoResult, stored, names, text_audio, text_vision) -> None:
+    def _label(self, result: VideoResult, stored, names, text_audio, text_vision, decoding: Decoding) -> None:
         meta, audio, vision = stored
         result.duration = meta["duration"]
-        labels, confidence = [], []
+        full = len(audio) // WINDOW * WINDOW
+        parts = [(start, min(start + LABEL_BATCH * WINDOW, full)) for start in range(0, full, LABEL_BATCH * WINDOW)]
+        parts += [(full, len(audio))] if full < len(audio) else []
+        strategy = "v1" if decoding.model is not None else decoding.strategy
+        labels, p_audio, p_frame = [], [], []
         with torch.inference_mode():
-            for start in range(0, len(audio), WINDOW):
-                a = torch.from_numpy(np.array(audio[start:start + WINDOW]))[None].to(self.device)
-                v = torch.from_numpy(np.array(vision[start:start + WINDOW]))[None].to(self.device)
-                if self.model is not None:
-                    a, v = self.model(a, v)
+            for start, end in parts:  # whole windows batched together, then the shorter last one
+                width = min(WINDOW, end - start)
+                a = torch.from_numpy(np.array(audio[start:end])).view(-1, width, audio.shape[1]).to(self.device)
+                v = torch.from_numpy(np.array(vision[start:end])).view(-1, width, vision.shape[1]).to(self.device)
+                if decoding.model is not None:
+                    a, v = decoding.model(a, v)
                 sim_a, sim_v = cosine(a, text_audio), cosine(v, text_vision)
-                decoded = decode("v1" if self.model is not None else self.strategy, sim_a.cpu().numpy(),
-                                 sim_v.cpu().numpy())
-                chosen = torch.from_numpy(decoded.segment_labels[0]).to(self.device)
-                p_a = torch.softmax(LOGIT_SCALE * sim_a[0], dim=-1).gather(1, chosen[:, None])[:, 0]
-                p_v = torch.softmax(LOGIT_SCALE * sim_v[0], dim=-1).gather(1, chosen[:, None])[:, 0]
-                labels += [names[k] for k in decoded.segment_labels[0].tolist()]
-                confidence += torch.sqrt(p_a * p_v).cpu().tolist()
-        result.labels, result.confidence = labels, confidence
-        result.events = events_of(labels, confidence, self.threshold)
+                decoded = decode(strategy, sim_a.cpu().numpy(), sim_v.cpu().numpy())
+                labels.append(decoded.segment_labels.reshape(-1))
+                p_audio.append(torch.softmax(LOGIT_SCALE * sim_a, dim=-1).reshape(-1, len(names)).cpu().numpy())
+                p_frame.append(torch.softmax(LOGIT_SCALE * sim_v, dim=-1).reshape(-1, len(names)).cpu().numpy())
+        chosen = np.concatenate(labels) if labels else np.zeros(0, np.int64)
+        result.audio_probability = np.concatenate(p_audio) if p_audio else np.zeros((0, len(names)), np.float32)
+        result.frame_probability = np.concatenate(p_frame) if p_frame else np.zeros((0, len(names)), np.float32)
+        seconds = np.arange(len(chosen))
+        confidence = np.sqrt(result.audio_probability[seconds, chosen] * result.frame_probability[seconds, chosen])
+        result.labels = [names[k] for k in chosen.tolist()]
+        result.confidence = confidence.tolist()
+        result.events = events_of(result.labels, result.confidence, self.threshold)
 
 
 def write_outputs(folder: Path, results: list[VideoResult], classes: list[str], method: str, encoder: str,

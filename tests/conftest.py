@@ -74,3 +74,11 @@ def synthetic_config(bench, cache_dir, *extra):
     from common.schema import Config
 
     return config.load(Config, REPO / "configs" / "_base_" / "default.yaml", synthetic_overrides(bench, cache_dir, *extra))
+
+
+@pytest.fixture
+def stand_in(monkeypatch, tmp_path):
+    """The localize config with the stand-in family of tests/stand_in.py (known embeddings)."""
+    from stand_in import stand_in_config
+
+    return stand_in_config(monkeypatch, tmp_path)

@@ -6,7 +6,6 @@ import dataclasses
 import json
 import subprocess
 import sys
-import types
 
 import av
 import numpy as np
@@ -19,104 +18,10 @@ from common import config as config_io
 from common.schema import Config
 from conftest import REPO
 from data.annotations import AnnotationIndex
-from data.synthetic import write_video
 from models.temporal import LAYOUT, TemporalModel, TemporalSettings
-from pipeline import localize as localize_lib
 from pipeline.localize import Localizer, UsageError
+from stand_in import CLASSES, SCRIPT, StandInEncoder, write_scene
 from tools import prepare_videos
-
-CLASSES = ["dog barking", "car horn"]
-PITCH = {"dog barking": 440, "car horn": 880}  # what the stand-in encoder hears
-COLOUR = {"dog barking": (220, 30, 30), "car horn": (30, 30, 220)}  # and sees
-FPS = 5
-
-
-def write_scene(path, script, codec="libx264", audio_codec="aac", audio=True, frames_per_second=FPS):
-    """A video following ``script``: per second, a class name (its colour and pitch) or None
-    (grey and silence)."""
-    t = np.arange(48000) / 48000
-    pictures = (np.full((48, 64, 3), COLOUR.get(label, (128, 128, 128)), np.uint8)
-                for label in script for _ in range(frames_per_second))
-    sound = ((0.3 * np.sin(2 * np.pi * PITCH[label] * t) if label else np.zeros(48000)).astype(np.float32)[None]
-             for label in script)
-    write_video(path, pictures, sound if audio else None, FPS, 48000, codec=codec, audio_codec=audio_codec)
-
-
-class StandIn:
-    """A family whose 'encoder' maps a second's pitch and colour to known embeddings: one axis
-    per class and one for ``other``; silence lies on ``other``, a grey frame on a fourth axis no
-    class name has, so background seconds never agree and event seconds agree on their class:
-    the right labels are known in advance."""
-
-    AUDIO_DRAWS = False
-    SHARED_TEXT = False
-    names = CLASSES + ["other"]
-
-    @staticmethod
-    def audio_window(samples):
-        seconds = samples.reshape(-1, 16000)
-        peaks = np.abs(np.fft.rfft(seconds, axis=1)).argmax(axis=1).astype(np.float32)  # 1 Hz bins
-        loud = np.sqrt((seconds ** 2).mean(axis=1)) > 0.1  # most of the second (codecs shift audio by ms)
-        return torch.from_numpy(np.where(loud, peaks, 0.0))[:, None]
-
-    @staticmethod
-    def frame_window(images):
-        return torch.from_numpy(np.array([np.asarray(image.convert("RGB"), np.float32).mean(axis=(0, 1)) for image in images]))
-
-    @staticmethod
-    def _axis(match, default: int) -> int:
-        return next((StandIn.names.index(c) for c in CLASSES if match(c)), default)
-
-    def widths(self, config):
-        return {"audio": 4, "vision": 4}
-
-    def describe(self, config):
-        return "stand-in"
-
-    def identity(self, config):
-        return {"family": "stand-in"}
-
-    def models(self, config, remembered=None):
-        return {}
-
-    def preprocessing(self):
-        return {}
-
-    def missing_weights(self, config):
-        return []
-
-    def build(self, config, device):
-        return StandInEncoder()
-
-
-class StandInEncoder:
-    widths = {"audio": 4, "vision": 4}
-
-    def segments(self, clips, frames):
-        audio = torch.stack([torch.eye(4)[StandIn._axis(lambda c: abs(PITCH[c] - float(p)) < 5, 2)]
-                             for p in clips[0, :, 0]])
-        vision = torch.stack([torch.eye(4)[StandIn._axis(lambda c: np.allclose(COLOUR[c], rgb.numpy(), atol=25), 3)]
-                              for rgb in frames[0]])
-        return audio[None], vision[None]
-
-    def class_names(self, names, template, modality):
-        return torch.stack([torch.eye(4)[StandIn.names.index(name)] for name in names])
-
-
-@pytest.fixture
-def stand_in(monkeypatch, tmp_path):
-    module = types.SimpleNamespace(**{name: getattr(StandIn(), name) for name in (
-        "AUDIO_DRAWS", "SHARED_TEXT", "audio_window", "frame_window", "widths", "describe", "identity", "models",
-        "preprocessing", "missing_weights", "build")})
-    for target in (localize_lib, localize, "data.extraction"):
-        monkeypatch.setattr(target if not isinstance(target, str) else sys.modules[target], "family",
-                            lambda name: module)
-    return config_io.load(Config, REPO / "configs" / "localize.yaml",
-                          [f"cache.dir={tmp_path / 'cache'}", "extract.num_workers=0", "device=cpu",
-                           f"output.root={tmp_path / 'runs'}"])
-
-
-SCRIPT = [None] * 3 + ["dog barking"] * 4 + [None] * 3 + [None, None] + ["car horn"] * 4 + [None] * 4  # 20 s
 
 
 @pytest.mark.parametrize("name, codec, audio_codec", [("scene.mp4", "libx264", "aac"), ("scene.mkv", "libx264", "aac"),
@@ -128,6 +33,11 @@ def test_known_scenes_give_known_labels_and_events(stand_in, tmp_path, name, cod
     assert result.labels == [label or "other" for label in SCRIPT]
     assert [(e["class"], e["start"], e["end"]) for e in result.events] == [("dog barking", 3, 7), ("car horn", 12, 16)]
     assert all(0 <= c <= 1 for c in result.confidence) and result.events[0]["score"] > 0.9
+    columns = [(CLASSES + ["other"]).index(label) for label in result.labels]
+    assert result.audio_probability.shape == result.frame_probability.shape == (20, 3)
+    np.testing.assert_allclose(result.audio_probability.sum(axis=1), 1, rtol=1e-5)
+    np.testing.assert_allclose([result.class_confidence(k)[t] for t, k in enumerate(columns)], result.confidence,
+                               rtol=1e-6)
     [strict] = Localizer(stand_in, threshold=1.01).localize([tmp_path / name], CLASSES)
     assert strict.events == [] and not strict.encoded  # every event below the threshold; nothing re-encoded
 
@@ -145,6 +55,9 @@ def test_requerying_the_same_videos_encodes_only_new_names(stand_in, tmp_path, m
     again = Localizer(stand_in).localize([tmp_path], CLASSES)
     assert first[0].encoded and not again[0].encoded and not again[1].encoded
     assert encoded_names == [["car horn"], ["car horn"]]  # one new name, once per modality
+    localizer = Localizer(stand_in)
+    localizer.localize([tmp_path / "a.mp4"], ["car horn", "dog barking"])
+    assert localizer.encoded_names == []
 
 
 def test_bad_videos_are_listed_and_the_others_still_localized(stand_in, tmp_path, capsys):
@@ -229,6 +142,15 @@ def test_a_long_video_goes_through_the_temporal_layers_in_windows(tmp_path):
     [result] = localizer.localize([tmp_path / "long.mp4"], CLASSES)
     assert len(result.labels) == 23 and set(result.labels) <= set(CLASSES + ["other"])
     assert localizer.method.endswith("(v1)")
+    windows = [localizer.localize([tmp_path / f"w{k}.mp4"], CLASSES)[0] for k in range(3)
+               if write_scene(tmp_path / f"w{k}.mp4", (SCRIPT + SCRIPT[:3])[10 * k:10 * k + 10]) is None]
+    assert sum((w.labels for w in windows), []) == result.labels  # windows decoded as separate clips
+    training_free = Localizer(config)  # one localizer, the decoding chosen per query
+    assert training_free.localize([tmp_path / "long.mp4"], CLASSES, training_free.decoding(checkpoint=checkpoint)
+                                  )[0].labels == result.labels
+    rule = training_free.localize([tmp_path / "long.mp4"], CLASSES, training_free.decoding("v0"))[0]
+    assert rule.labels == Localizer(config, strategy="v0").localize([tmp_path / "long.mp4"], CLASSES)[0].labels
+    assert training_free.decoding(checkpoint=checkpoint).name.endswith("(v1)")
     wider = config_io.load(Config, REPO / "configs" / "localize.yaml", [
         "encoder.size=small", "encoder.checkpoint=random", "device=cpu", f"cache.dir={tmp_path / 'c2'}"])
     with pytest.raises(UsageError, match=r"trained on embeddings of widths \{'audio': 16, 'vision': 16\}, but "
