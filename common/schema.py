@@ -85,6 +85,13 @@ class OutputConfig:
 
 
 @dataclass(frozen=True)
+class AppConfig:
+    """The web app (app.py)."""
+
+    max_upload_mb: PositiveFloat = 500  # an upload larger than this many MB (10^6 bytes) is refused
+
+
+@dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
@@ -94,6 +101,7 @@ class Config:
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
     train: TrainConfig = field(default_factory=TrainConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    app: AppConfig = field(default_factory=AppConfig)
     device: str = "auto"  # auto = CUDA when present; cpu; cuda; cuda:1
 
     def __post_init__(self):

@@ -191,3 +191,42 @@ def write_video(path, pictures, sound=None, fps: int = 5, sample_rate: int = 480
                     out.mux(audio.encode(frame))
             out.mux(audio.encode())
 
+
+
+def write_demo_videos(root, output, split: str = "test", long_video_clips: int = 6) -> list[Path]:
+    """Video files (H.264 + AAC) made from a synthetic benchmark's frames and WAVs: one per clip
+    of ``split``, plus one of ``long_video_clips`` clips in a row, so that the localizer and the
+    web app have videos to show on the demo data."""
+    root, output = Path(root), Path(output)
+    clips = sorted((root / split / "audio").glob("*/*.wav"))
+    if not clips:
+        raise FileNotFoundError(f"no WAVs under {root / split / 'audio'}; run tools/make_synthetic_benchmark.py first")
+    seconds = [_demo_seconds(root / split / "video" / wav.parent.name / wav.stem, wav) for wav in clips]
+    written = []
+    for wav, clip in zip(clips, seconds):
+        written.append(output / f"{wav.stem}_{wav.parent.name.replace(' ', '_')}.mp4")
+        _write_seconds(written[-1], clip)
+    written.append(output / "long" / f"{long_video_clips}_clips_in_a_row.mp4")
+    _write_seconds(written[-1], [second for clip in seconds[::2][:long_video_clips] for second in clip])
+    return written
+
+
+DEMO_RATE, DEMO_FPS = 48000, 5
+
+
+def _demo_seconds(frames: Path, wav: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(picture, one second of mono sound at DEMO_RATE) per second of one clip."""
+    import torch
+    import torchaudio.functional
+
+    sound, rate = soundfile.read(wav, dtype="float32", always_2d=True)
+    mono = torch.from_numpy(sound.mean(axis=1))
+    mono = torchaudio.functional.resample(mono, rate, DEMO_RATE).numpy()
+    mono = np.pad(mono, (0, max(0, NUM_SEGMENTS * DEMO_RATE - len(mono))))
+    return [(np.asarray(Image.open(frames / f"{i + 1:02d}.png").convert("RGB")),
+             mono[i * DEMO_RATE:(i + 1) * DEMO_RATE]) for i in range(NUM_SEGMENTS)]
+
+
+def _write_seconds(path: Path, seconds) -> None:
+    write_video(path, (picture for picture, _ in seconds for _ in range(DEMO_FPS)),
+                (sound[None] for _, sound in seconds), DEMO_FPS, DEMO_RATE)

@@ -50,7 +50,8 @@ class StandIn:
 
     @staticmethod
     def frame_window(images):
-        return torch.from_numpy(np.array([np.asarray(image.convert("RGB"), np.float32).mean(axis=(0, 1)) for image in images]))
+        return torch.from_numpy(np.array([np.asarray(image.convert("RGB"), np.float32).mean(axis=(0, 1))
+                                          for image in images]))
 
     @staticmethod
     def _axis(match, default: int) -> int:

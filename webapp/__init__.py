@@ -1,0 +1,1 @@
+"""A local web app on the localizer: explore a video by typing words (app.py)."""

@@ -1,0 +1,102 @@
+"""What the web page asks of the localizer, with no web framework in it: which videos may be
+picked, whether an upload is acceptable, and one query (a video, words, a decoding) answered
+through ``pipeline.localize.Localizer``, timed, with what had to be encoded for it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from data.annotations import OTHER, AnnotationIndex
+from pipeline.localize import Decoding, Localizer, UsageError, VideoResult, find_videos
+
+RULES = {"training-free v01": "v01", "training-free v0": "v0"}
+MB = 10 ** 6
+
+
+def parse_words(text: str) -> list[str]:
+    """Class names from comma- or line-separated text; empty pieces (a trailing comma) are dropped."""
+    return [piece.strip() for line in (text or "").splitlines() for piece in line.split(",") if piece.strip()]
+
+
+@dataclass
+class Answer:
+    """One query's outcome: the localizer's result and what the query cost."""
+
+    video: Path
+    names: list[str]  # the query's class names, ``other`` last
+    method: str
+    result: VideoResult
+    new_names: list[str]  # names whose text embeddings this query encoded
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return self.result.status == "ok"
+
+    def occurring(self) -> list[str]:
+        """Classes labelled at some second, in order of first appearance."""
+        return list(dict.fromkeys(label for label in self.result.labels if label != OTHER))
+
+
+class Explorer:
+    """Answers the page's queries; one at a time, since they share one encoder and one cache."""
+
+    def __init__(self, localizer: Localizer, videos=None, checkpoints=(), max_upload_mb: float = 500,
+                 benchmark_files: tuple | None = None):
+        self.localizer = localizer
+        self.videos = Path(videos).resolve() if videos is not None else None
+        self.videos_given = videos  # as the user wrote it, for the page
+        if self.videos is not None and not self.videos.is_dir():
+            raise UsageError(f"--videos {videos}: no such folder")
+        self.decodings: dict[str, Decoding] = {label: localizer.decoding(rule) for label, rule in RULES.items()}
+        for checkpoint in checkpoints:
+            self.decodings[f"checkpoint {checkpoint}"] = localizer.decoding(checkpoint=checkpoint)
+        self.max_upload_mb = max_upload_mb
+        self.benchmark_files = benchmark_files
+        self._busy = threading.Lock()
+
+    def choices(self) -> list[str]:
+        """The videos of the --videos folder, as paths relative to it (links leading out left out)."""
+        if self.videos is None:
+            return []
+        return [path.relative_to(self.videos).as_posix() for path in find_videos([self.videos])
+                if path.resolve().is_relative_to(self.videos)]
+
+    def chosen(self, name: str) -> Path:
+        """The picked video, which must be a video file inside the --videos folder (a link leading
+        out of it is refused too)."""
+        if self.videos is None:
+            raise UsageError("no --videos folder was given to the app; upload a video instead")
+        path = (self.videos / name).resolve()
+        if not path.is_relative_to(self.videos) or name not in self.choices():
+            raise UsageError(f"{name!r} is not a video of the --videos folder {self.videos}")
+        return path
+
+    def uploaded(self, path) -> Path:
+        path = Path(path)
+        size = path.stat().st_size
+        if size > self.max_upload_mb * MB:
+            raise UsageError(f"the upload {path.name} is {size / MB:.1f} MB; the limit is app.max_upload_mb = "
+                             f"{self.max_upload_mb:g} (raise it in the config, or put the video in the --videos "
+                             "folder)")
+        return path
+
+    def benchmark_names(self) -> list[str]:
+        """The benchmark's class names, from the config's annotation files."""
+        if self.benchmark_files is None:
+            raise UsageError("no benchmark annotation files are configured (data.meta_csv, data.label_json)")
+        return list(AnnotationIndex.load(*self.benchmark_files).all_vocabulary.names[:-1])
+
+    def ask(self, video: Path, words: str, method: str) -> Answer:
+        if method not in self.decodings:
+            raise UsageError(f"unknown decoding {method!r}; choose one of {', '.join(self.decodings)}")
+        names = parse_words(words)
+        with self._busy:
+            start = time.perf_counter()
+            [result] = self.localizer.localize([video], names, self.decodings[method])
+            seconds = time.perf_counter() - start
+        return Answer(Path(video), names + [OTHER], self.decodings[method].name, result,
+                      list(self.localizer.encoded_names), seconds)

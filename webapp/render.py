@@ -1,0 +1,110 @@
+"""HTML for an Answer: the status line, the per-second timeline, the event list and one class's
+per-second scores. Every second and event carries ``data-seek`` (its start in seconds), which
+the page turns into a jump of the player; strips are SVG scaled to the page's width, so an
+hour of video is as cheap to draw as ten seconds."""
+
+from __future__ import annotations
+
+from html import escape
+
+import numpy as np
+
+from webapp.explorer import Answer
+
+PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
+AUDIO_COLOUR, FRAME_COLOUR, CONFIDENCE_COLOUR = "#1f77b4", "#ff7f0e", "#222222"
+
+
+def clock(seconds: float) -> str:
+    minutes, rest = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes:02d}:{rest:02d}"
+
+
+def status_text(answer: Answer) -> str:
+    """One line: which video, how it was decoded, and what the query had to encode."""
+    name = escape(answer.video.name)
+    if not answer.ok:
+        return f"**{name}** could not be localized ({answer.result.status}): {escape(answer.result.reason)}"
+    video = "video encoded now" if answer.result.encoded else "video not re-encoded (embeddings from the store)"
+    words = f"{len(answer.new_names)} new name(s) encoded" if answer.new_names else "no new name encoded"
+    return (f"**{name}** · {len(answer.result.labels)} s · {escape(answer.method)} · {video} · {words} · "
+            f"answered in {answer.seconds:.2f} s")
+
+
+def colour(answer: Answer, name: str) -> str:
+    return PALETTE[answer.names.index(name) % len(PALETTE)]
+
+
+def timeline_html(answer: Answer) -> str:
+    """One row per class that occurs: its labelled seconds in its colour, every second shaded by
+    the class's confidence sqrt(p_audio * p_frame)."""
+    if not answer.ok:
+        return ""
+    result, seconds = answer.result, len(answer.result.labels)
+    rows = answer.occurring()
+    if not rows:
+        return (f'<div class="ovl-empty">No event: at each of the {seconds} s the audio and the frame do not agree '
+                "on one of these classes.</div>")
+    labels = np.array(result.labels)
+    html = ['<div class="ovl-timeline">']
+    for name in rows:
+        confidence = result.class_confidence(answer.names.index(name))
+        cells = []
+        for t in range(seconds):
+            labelled = labels[t] == name
+            fill, opacity = (colour(answer, name), 0.35 + 0.65 * confidence[t]) if labelled else \
+                ("#888888", 0.6 * confidence[t])
+            cells.append(f'<rect x="{t}" y="0" width="1" height="1" fill="{fill}" fill-opacity="{opacity:.3f}" '
+                         f'data-seek="{t}"><title>{clock(t)} {escape(name)}: {confidence[t]:.2f}'
+                         f'{" (labelled)" if labelled else ""}</title></rect>')
+        html.append(f'<div class="ovl-row"><span class="ovl-name" style="color:{colour(answer, name)}">'
+                    f'{escape(name)}</span><svg class="ovl-strip" viewBox="0 0 {seconds} 1" '
+                    f'preserveAspectRatio="none">{"".join(cells)}</svg></div>')
+    html.append(_axis(seconds))
+    html.append("</div>")
+    return "".join(html)
+
+
+def _axis(seconds: int, beside_names: bool = True) -> str:
+    step = next(s for s in (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200) if seconds / s <= 10)
+    ticks = "".join(f'<span class="ovl-tick" style="left:{100 * t / seconds:.3f}%">{clock(t)}</span>'
+                    for t in range(0, seconds, step))
+    spacer = '<span class="ovl-name"></span>' if beside_names else ""
+    return f'<div class="ovl-row">{spacer}<div class="ovl-axis">{ticks}</div></div>'
+
+
+def events_html(answer: Answer) -> str:
+    if not answer.ok:
+        return ""
+    events = answer.result.events
+    if not events:
+        return '<div class="ovl-empty">No events.</div>'
+    rows = "".join(f'<tr class="ovl-event" data-seek="{e["start"]:g}"><td style="color:{colour(answer, e["class"])}">'
+                   f'{escape(e["class"])}</td><td>{clock(e["start"])}–{clock(e["end"])}</td>'
+                   f'<td>{e["end"] - e["start"]:g} s</td><td>{e["score"]:.2f}</td></tr>' for e in events)
+    return ('<table class="ovl-events"><thead><tr><th>event (click to play)</th><th>time</th><th>length</th>'
+            f'<th>score</th></tr></thead><tbody>{rows}</tbody></table>')
+
+
+def scores_html(answer: Answer | None, name: str | None) -> str:
+    """p_audio, p_frame and their geometric mean at every second for one class; its labelled
+    seconds shaded."""
+    if answer is None or not answer.ok or name not in answer.names:
+        return ""
+    k, result = answer.names.index(name), answer.result
+    seconds = len(result.labels)
+    series = [("audio", AUDIO_COLOUR, result.audio_probability[:, k]),
+              ("frame", FRAME_COLOUR, result.frame_probability[:, k]),
+              ("confidence", CONFIDENCE_COLOUR, result.class_confidence(k))]
+    shading = "".join(f'<rect x="{t}" y="0" width="1" height="100" fill="{colour(answer, name)}" '
+                      f'fill-opacity="{0.18 if label == name else 0}" data-seek="{t}"><title>{clock(t)} audio '
+                      f'{series[0][2][t]:.2f} frame {series[1][2][t]:.2f} confidence {series[2][2][t]:.2f}'
+                      f'</title></rect>' for t, label in enumerate(result.labels))
+    lines = "".join(f'<polyline fill="none" stroke="{stroke}" stroke-width="2" vector-effect="non-scaling-stroke" '
+                    f'points="{" ".join(f"{t + 0.5},{100 * (1 - value):.2f}" for t, value in enumerate(values))}"/>'
+                    for _, stroke, values in series)
+    legend = " ".join(f'<span style="color:{stroke}">■ {label}</span>' for label, stroke, _ in series)
+    return (f'<div class="ovl-scores"><div class="ovl-legend">{escape(name)}: {legend} (0 to 1; shaded: '
+            f'labelled)</div><svg class="ovl-chart" viewBox="0 0 {seconds} 100" preserveAspectRatio="none">'
+            f'{shading}{lines}</svg>{_axis(seconds, False)}</div>')
