@@ -121,7 +121,7 @@ def build(explorer: Explorer) -> gr.Blocks:
                 player = gr.Video(label="Video", interactive=False, elem_id="player")
             with gr.Column(scale=3):
                 words = gr.Textbox(label="Class names, comma-separated", placeholder="dog barking, lawn mower",
-                                   lines=2, elem_id="words")
+                                   lines=1, max_lines=4, elem_id="words")
                 with gr.Row():
                     method = gr.Dropdown(list(explorer.decodings), value=next(iter(explorer.decodings)),
                                          label="Decoding", elem_id="method")

@@ -1,0 +1,167 @@
+"""The web app end to end in a real headless Chromium (Debian's, driven by Playwright): upload a
+video the test writes, type words, read the events the page lists, jump the player to an event,
+ask again with other words (the page says the video was not encoded again), and bad or
+oversized uploads. Skipped with the reason where there is no browser, unless
+OVAVEL_REQUIRE_BROWSER=1 (CI) makes that a failure."""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from common import config as config_io
+from common.schema import Config
+from conftest import REPO
+from pipeline.localize import Localizer
+from stand_in import SCRIPT, write_scene
+
+TINY = ["encoder.size=tiny", "encoder.checkpoint=random", "device=cpu", "extract.num_workers=0"]
+CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def _unavailable(reason: str):
+    if os.environ.get("OVAVEL_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} (OVAVEL_REQUIRE_BROWSER=1)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("Playwright is not installed: pip install -r requirements-dev.txt")
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        _unavailable("the web app's requirements are not installed: pip install -r requirements-app.txt")
+    executable = os.environ.get("OVAVEL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        _unavailable("no Chromium found (apt-get install chromium, or set OVAVEL_CHROMIUM to its path)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The app on a free port with the tiny random ImageBind; yields its address."""
+    port, videos = free_port(), tmp_path / "videos"
+    write_scene(videos / "on_disk.mp4", SCRIPT[:10])
+    log = open(tmp_path / "app.log", "w")
+    server = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--videos", str(videos), "--port", str(port),
+                               "--config", str(REPO / "configs" / "app.yaml"),
+                               *TINY, f"cache.dir={tmp_path / 'cache'}", "app.max_upload_mb=1"],
+                              cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+                              env={**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / "uploads")})
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(600):
+            if server.poll() is not None:
+                pytest.fail(f"the app exited: {(tmp_path / 'app.log').read_text()}")
+            try:
+                urllib.request.urlopen(url, timeout=1)
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+
+
+def expected_events(tmp_path, video, words, strategy):
+    """What the localizer's Python API says, in the page's words."""
+    config = config_io.load(Config, REPO / "configs" / "app.yaml", [*TINY, f"cache.dir={tmp_path / 'api_cache'}"])
+    localizer = Localizer(config)
+    [result] = localizer.localize([video], words, localizer.decoding(strategy))
+    clock = lambda s: f"{int(s) // 60:02d}:{int(s) % 60:02d}"  # noqa: E731
+    return [(e["class"], f"{clock(e['start'])}–{clock(e['end'])}") for e in result.events]
+
+
+def status_with(page, text: str, timeout: float = 120_000) -> str:
+    page.wait_for_function("t => document.querySelector('#status').innerText.includes(t)", arg=text,
+                           timeout=timeout)
+    return page.locator("#status").inner_text()
+
+
+@pytest.mark.slow
+def test_upload_words_events_and_a_requery_that_encodes_nothing(browser, served, tmp_path):
+    video = tmp_path / "upload" / "scene.webm"
+    write_scene(video, SCRIPT, codec="libvpx", audio_codec="libopus")
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(served)
+    page.locator("#words input, #words textarea").fill("dog barking, car horn")
+    page.locator("#method input").click()
+    page.get_by_role("option", name="training-free v0", exact=True).click()
+    status_with(page, "Pick a video or upload one")
+    page.locator("#upload input[type=file]").set_input_files(str(video))
+    status = status_with(page, "video encoded now")
+    assert "scene.webm" in status and "20 s" in status and "training-free v0" in status
+
+    rows = page.locator("#events tr.ovl-event")
+    shown = [tuple(rows.nth(i).locator("td").all_inner_texts()[:2]) for i in range(rows.count())]
+    expected = expected_events(tmp_path, video, ["dog barking", "car horn"], "v0")
+    assert shown == expected and expected, "the page lists the localizer's events"
+    assert page.locator("#timeline .ovl-row .ovl-name").first.inner_text() == expected[0][0]
+
+    page.wait_for_function("() => document.querySelector('#player video')?.readyState >= 1", timeout=30_000)
+    target = page.locator("#events tr.ovl-event").last
+    start = float(target.get_attribute("data-seek"))
+    target.click()
+    page.wait_for_function("s => Math.abs(document.querySelector('#player video').currentTime - s) < 0.6",
+                           arg=start, timeout=10_000)
+
+    words = page.locator("#words input, #words textarea")
+    words.fill("car horn, lawn mower, dog barking")
+    asked = time.perf_counter()
+    words.press("Enter")
+    status = status_with(page, "1 new name(s) encoded")
+    print(f"re-query seen in the browser after {time.perf_counter() - asked:.2f} s")
+    assert "video not re-encoded" in status
+    assert page.locator("#score-class input").input_value() in ("car horn", "lawn mower", "dog barking")
+    assert page.locator("#scores svg.ovl-chart polyline").count() == 3
+    page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+    assert (tmp_path / "app.png").stat().st_size > 20_000
+
+
+@pytest.mark.slow
+def test_bad_and_oversized_uploads_and_the_videos_folder(browser, served, tmp_path):
+    page = browser.new_page()
+    page.goto(served)
+    page.locator("#words input, #words textarea").fill("dog barking")
+    notes = tmp_path / "notes.mp4"
+    notes.write_text("not a video at all")
+    page.locator("#upload input[type=file]").set_input_files(str(notes))
+    status = status_with(page, "could not be localized")
+    assert "(not_a_video): " in status and "Traceback" not in page.content()
+
+    page.locator("#pick input").click()
+    assert page.get_by_role("option").all_inner_texts() == ["on_disk.mp4"]
+    page.get_by_role("option", name="on_disk.mp4").click()
+    assert "on_disk.mp4 · 10 s" in status_with(page, "video encoded now")
+
+    big = tmp_path / "big.mp4"
+    big.write_bytes(os.urandom(1_500_000))
+    page.locator("#upload button[aria-label=Clear]").click()
+    page.locator("#upload input[type=file]").set_input_files(str(big))
+    page.wait_for_function("() => /exceed|too large|maximum/i.test(document.body.innerText)", timeout=20_000)
+    assert "big.mp4" not in page.locator("#status").inner_text()
+    assert list((tmp_path / "uploads").rglob("notes.mp4")), "uploads are kept in GRADIO_TEMP_DIR"
+    assert not list((tmp_path / "uploads").rglob("big.mp4")), "the server kept an upload over the limit"
+    assert re.search(r"on_disk\.mp4 · 10 s", page.locator("#status").inner_text())
