@@ -1,15 +1,16 @@
-# Two commands: `make demo` runs the whole pipeline on synthetic data, `make test` runs the tests.
+# Two commands: `make demo` runs the whole pipeline on synthetic data, `make test` runs the tests
+# (`make app`: the web app on the demo's videos).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
 DEMO := demo
 
-.PHONY: venv demo test bench gpu-check clean-venv
+.PHONY: venv demo app test bench gpu-check clean-venv
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-app.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -r requirements-dev.txt
@@ -23,6 +24,11 @@ demo: venv
 	PYTHON=$(BIN)/python bash run_baseline_v0.sh --config configs/demo/v0_training_free.yaml
 	PYTHON=$(BIN)/python bash run_baseline_v1_train_fully.sh --config configs/demo/v1_fine_tuning.yaml
 	@echo "== demo done: outputs, tables and plots in $(DEMO)/runs/ (numbers meaningless: random weights)"
+
+app: venv
+	test -d $(DEMO)/ovavebench || $(BIN)/python tools/make_synthetic_benchmark.py --output $(DEMO)/ovavebench
+	test -d $(DEMO)/videos || $(BIN)/python tools/make_demo_videos.py --benchmark $(DEMO)/ovavebench --output $(DEMO)/videos
+	$(BIN)/python app.py --config configs/demo/app.yaml --videos $(DEMO)/videos
 
 test: venv
 	$(BIN)/python -m pytest
