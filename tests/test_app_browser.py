@@ -6,12 +6,7 @@ OVAVEL_REQUIRE_BROWSER=1 (CI) makes that a failure."""
 
 import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
@@ -20,10 +15,9 @@ from common.schema import Config
 from conftest import REPO
 from pipeline.localize import Localizer
 from stand_in import SCRIPT, write_scene
+from tools.app_browser import chromium, chromium_path, serving
 
 TINY = ["encoder.size=tiny", "encoder.checkpoint=random", "device=cpu", "extract.num_workers=0"]
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def _unavailable(reason: str):
@@ -35,54 +29,26 @@ def _unavailable(reason: str):
 @pytest.fixture(scope="module")
 def browser():
     try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Playwright is not installed: pip install -r requirements-dev.txt")
-    try:
         import gradio  # noqa: F401
-    except ImportError:
-        _unavailable("the web app's requirements are not installed: pip install -r requirements-app.txt")
-    executable = os.environ.get("OVAVEL_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+        import playwright  # noqa: F401
+    except ImportError as err:
+        _unavailable(f"{err.name} is not installed: pip install -r requirements-dev.txt")
+    executable = chromium_path()
     if executable is None:
         _unavailable("no Chromium found (apt-get install chromium, or set OVAVEL_CHROMIUM to its path)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_FLAGS)
-        yield chromium
-        chromium.close()
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    with chromium(executable) as launched:
+        yield launched
 
 
 @pytest.fixture
 def served(tmp_path):
-    """The app on a free port with the tiny random ImageBind; yields its address."""
-    port, videos = free_port(), tmp_path / "videos"
+    """The app with the tiny random ImageBind, a --videos folder and a 1 MB upload limit."""
+    videos = tmp_path / "videos"
     write_scene(videos / "on_disk.mp4", SCRIPT[:10])
-    log = open(tmp_path / "app.log", "w")
-    server = subprocess.Popen([sys.executable, str(REPO / "app.py"), "--videos", str(videos), "--port", str(port),
-                               "--config", str(REPO / "configs" / "app.yaml"),
-                               *TINY, f"cache.dir={tmp_path / 'cache'}", "app.max_upload_mb=1"],
-                              cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
-                              env={**os.environ, "GRADIO_TEMP_DIR": str(tmp_path / "uploads")})
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        for _ in range(600):
-            if server.poll() is not None:
-                pytest.fail(f"the app exited: {(tmp_path / 'app.log').read_text()}")
-            try:
-                urllib.request.urlopen(url, timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+    with serving(["--config", REPO / "configs" / "app.yaml", "--videos", videos, *TINY,
+                  f"cache.dir={tmp_path / 'cache'}", "app.max_upload_mb=1"], tmp_path / "app.log", cwd=tmp_path,
+                 env={"GRADIO_TEMP_DIR": str(tmp_path / "uploads")}) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
 
 
 def expected_events(tmp_path, video, words, strategy):
@@ -106,7 +72,7 @@ def test_upload_words_events_and_a_requery_that_encodes_nothing(browser, served,
     write_scene(video, SCRIPT, codec="libvpx", audio_codec="libopus")
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(served)
-    page.locator("#words input, #words textarea").fill("dog barking, car horn")
+    page.locator("#words textarea").fill("dog barking, car horn")
     page.locator("#method input").click()
     page.get_by_role("option", name="training-free v0", exact=True).click()
     status_with(page, "Pick a video or upload one")
@@ -127,7 +93,7 @@ def test_upload_words_events_and_a_requery_that_encodes_nothing(browser, served,
     page.wait_for_function("s => Math.abs(document.querySelector('#player video').currentTime - s) < 0.6",
                            arg=start, timeout=10_000)
 
-    words = page.locator("#words input, #words textarea")
+    words = page.locator("#words textarea")
     words.fill("car horn, lawn mower, dog barking")
     asked = time.perf_counter()
     words.press("Enter")
@@ -144,7 +110,7 @@ def test_upload_words_events_and_a_requery_that_encodes_nothing(browser, served,
 def test_bad_and_oversized_uploads_and_the_videos_folder(browser, served, tmp_path):
     page = browser.new_page()
     page.goto(served)
-    page.locator("#words input, #words textarea").fill("dog barking")
+    page.locator("#words textarea").fill("dog barking")
     notes = tmp_path / "notes.mp4"
     notes.write_text("not a video at all")
     page.locator("#upload input[type=file]").set_input_files(str(notes))

@@ -9,6 +9,7 @@ from html import escape
 
 import numpy as np
 
+from data.annotations import OTHER
 from webapp.explorer import Answer
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
@@ -38,17 +39,20 @@ def colour(answer: Answer, name: str) -> str:
 
 def timeline_html(answer: Answer) -> str:
     """One row per class that occurs: its labelled seconds in its colour, every second shaded by
-    the class's confidence sqrt(p_audio * p_frame)."""
+    the class's confidence sqrt(p_audio * p_frame). ``data-names`` says which query it answers."""
     if not answer.ok:
         return ""
+    return (f'<div class="ovl-timeline" data-names="{escape(", ".join(answer.names[:-1]))}">'
+            f"{_rows(answer)}</div>")
+
+
+def _rows(answer: Answer) -> str:
     result, seconds = answer.result, len(answer.result.labels)
-    rows = answer.occurring()
-    if not rows:
-        return (f'<div class="ovl-empty">No event: at each of the {seconds} s the audio and the frame do not agree '
-                "on one of these classes.</div>")
+    if not answer.occurring():
+        return f'<div class="ovl-empty">No event: each of the {seconds} s is labelled {OTHER}.</div>'
     labels = np.array(result.labels)
-    html = ['<div class="ovl-timeline">']
-    for name in rows:
+    html = []
+    for name in answer.occurring():
         confidence = result.class_confidence(answer.names.index(name))
         cells = []
         for t in range(seconds):
@@ -61,9 +65,7 @@ def timeline_html(answer: Answer) -> str:
         html.append(f'<div class="ovl-row"><span class="ovl-name" style="color:{colour(answer, name)}">'
                     f'{escape(name)}</span><svg class="ovl-strip" viewBox="0 0 {seconds} 1" '
                     f'preserveAspectRatio="none">{"".join(cells)}</svg></div>')
-    html.append(_axis(seconds))
-    html.append("</div>")
-    return "".join(html)
+    return "".join(html) + _axis(seconds)
 
 
 def _axis(seconds: int, beside_names: bool = True) -> str:
