@@ -391,7 +391,6 @@ class Localizer:
         full = len(audio) // WINDOW * WINDOW
         parts = [(start, min(start + LABEL_BATCH * WINDOW, full)) for start in range(0, full, LABEL_BATCH * WINDOW)]
         parts += [(full, len(audio))] if full < len(audio) else []
-        strategy = "v1" if decoding.model is not None else decoding.strategy
         labels, p_audio, p_frame = [], [], []
         with torch.inference_mode():
             for start, end in parts:  # whole windows batched together, then the shorter last one
@@ -401,7 +400,7 @@ class Localizer:
                 if decoding.model is not None:
                     a, v = decoding.model(a, v)
                 sim_a, sim_v = cosine(a, text_audio), cosine(v, text_vision)
-                decoded = decode(strategy, sim_a.cpu().numpy(), sim_v.cpu().numpy())
+                decoded = decode(decoding.strategy, sim_a.cpu().numpy(), sim_v.cpu().numpy())
                 labels.append(decoded.segment_labels.reshape(-1))
                 p_audio.append(torch.softmax(LOGIT_SCALE * sim_a, dim=-1).reshape(-1, len(names)).cpu().numpy())
                 p_frame.append(torch.softmax(LOGIT_SCALE * sim_v, dim=-1).reshape(-1, len(names)).cpu().numpy())
