@@ -71,6 +71,8 @@ def test_upload_words_events_and_a_requery_that_encodes_nothing(browser, served,
     video = tmp_path / "upload" / "scene.webm"
     write_scene(video, SCRIPT, codec="libvpx", audio_codec="libopus")
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
     page.goto(served)
     page.locator("#words textarea").fill("dog barking, car horn")
     page.locator("#method input").click()
@@ -102,6 +104,9 @@ def test_upload_words_events_and_a_requery_that_encodes_nothing(browser, served,
     assert "video not re-encoded" in status
     assert page.locator("#score-class input").input_value() in ("car horn", "lawn mower", "dog barking")
     assert page.locator("#scores svg.ovl-chart polyline").count() == 3
+    assert any(url.startswith(f"{served}gradio_api/") for url in requested)  # the listener saw the page's own
+    assert [url for url in requested if not url.startswith((served, "data:", "blob:"))] == [], \
+        "the page loads nothing from outside the app"
     page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
     assert (tmp_path / "app.png").stat().st_size > 20_000
 

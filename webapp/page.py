@@ -51,19 +51,18 @@ class Handlers:
 
     def pick(self, name):
         """(video, status) for a video picked from the --videos folder."""
-        if not name:
-            return None, NO_VIDEO
-        try:
-            return str(self.explorer.chosen(name)), ""
-        except UserError as err:
-            return None, f"**Error:** {err}"
+        return self._video(self.explorer.chosen, name)
 
     def upload(self, path):
         """(video, status) for an uploaded file."""
-        if not path:
+        return self._video(self.explorer.uploaded, path)
+
+    @staticmethod
+    def _video(accept, given):
+        if not given:
             return None, NO_VIDEO
         try:
-            return str(self.explorer.uploaded(path)), ""
+            return str(accept(given)), ""
         except UserError as err:
             return None, f"**Error:** {err}"
 
