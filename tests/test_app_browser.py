@@ -91,9 +91,12 @@ def test_upload_words_events_and_a_requery_that_encodes_nothing(browser, served,
     page.wait_for_function("() => document.querySelector('#player video')?.readyState >= 1", timeout=30_000)
     target = page.locator("#events tr.ovl-event").last
     start = float(target.get_attribute("data-seek"))
+    assert start > 1.5, "a jump the playhead can be seen to follow"
     target.click()
     page.wait_for_function("s => Math.abs(document.querySelector('#player video').currentTime - s) < 0.6",
                            arg=start, timeout=10_000)
+    page.wait_for_function("s => Math.abs(document.querySelector('#timeline .ovl-playhead').getAttribute('x1') - s)"
+                           " < 1.5", arg=start, timeout=10_000)  # the playhead follows the player
 
     words = page.locator("#words textarea")
     words.fill("car horn, lawn mower, dog barking")

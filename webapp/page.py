@@ -12,15 +12,23 @@ from common.errors import UserError
 from webapp.explorer import MB, Answer, Explorer
 from webapp.render import events_html, scores_html, status_text, timeline_html
 
-# A click on anything carrying data-seek (a second, an event) moves the player there.
+# A click on anything carrying data-seek (a second, an event) moves the player there; the
+# player's position moves the playheads (media events do not bubble, so listen while capturing).
 SEEK_JS = """
+const player = () => document.querySelector('#player video');
 element.addEventListener('click', (event) => {
   const target = event.target.closest('[data-seek]');
-  const player = document.querySelector('#player video');
-  if (!target || !player) return;
-  player.currentTime = Number(target.dataset.seek);
-  player.play().catch(() => {});
+  if (!target || !player()) return;
+  player().currentTime = Number(target.dataset.seek);
+  player().play().catch(() => {});
 });
+document.addEventListener('timeupdate', (event) => {
+  if (event.target !== player()) return;
+  for (const line of element.querySelectorAll('.ovl-playhead')) {
+    line.setAttribute('x1', event.target.currentTime);
+    line.setAttribute('x2', event.target.currentTime);
+  }
+}, true);
 """
 
 CSS = """

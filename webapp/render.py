@@ -37,6 +37,12 @@ def colour(answer: Answer, name: str) -> str:
     return PALETTE[answer.names.index(name) % len(PALETTE)]
 
 
+def playhead(height: int) -> str:
+    """The player's position, moved by the page's script as the video plays."""
+    return (f'<line class="ovl-playhead" x1="0" x2="0" y1="0" y2="{height}" stroke="#cc0000" stroke-width="2" '
+            'vector-effect="non-scaling-stroke" pointer-events="none"/>')
+
+
 def timeline_html(answer: Answer) -> str:
     """One row per class that occurs: its labelled seconds in its colour, every second shaded by
     the class's confidence sqrt(p_audio * p_frame). ``data-names`` says which query it answers."""
@@ -64,7 +70,7 @@ def _rows(answer: Answer) -> str:
                          f'{" (labelled)" if labelled else ""}</title></rect>')
         html.append(f'<div class="ovl-row"><span class="ovl-name" style="color:{colour(answer, name)}">'
                     f'{escape(name)}</span><svg class="ovl-strip" viewBox="0 0 {seconds} 1" '
-                    f'preserveAspectRatio="none">{"".join(cells)}</svg></div>')
+                    f'preserveAspectRatio="none">{"".join(cells)}{playhead(1)}</svg></div>')
     return "".join(html) + _axis(seconds)
 
 
@@ -109,4 +115,4 @@ def scores_html(answer: Answer | None, name: str | None) -> str:
     legend = " ".join(f'<span style="color:{stroke}">■ {label}</span>' for label, stroke, _ in series)
     return (f'<div class="ovl-scores"><div class="ovl-legend">{escape(name)}: {legend} (0 to 1; shaded: '
             f'labelled)</div><svg class="ovl-chart" viewBox="0 0 {seconds} 100" preserveAspectRatio="none">'
-            f'{shading}{lines}</svg>{_axis(seconds, False)}</div>')
+            f'{shading}{lines}{playhead(100)}</svg>{_axis(seconds, False)}</div>')
