@@ -14,7 +14,7 @@ from webapp.render import events_html, scores_html, status_text, timeline_html
 
 # A click on anything carrying data-seek (a second, an event) moves the player there; the
 # player's position moves the playheads (media events do not bubble, so listen while capturing).
-SEEK_JS = """
+PLAYER_JS = """
 const player = () => document.querySelector('#player video');
 element.addEventListener('click', (event) => {
   const target = event.target.closest('[data-seek]');
@@ -135,10 +135,10 @@ def build(explorer: Explorer) -> gr.Blocks:
                     ask = gr.Button("Localize", variant="primary", elem_id="ask")
                     benchmark = gr.Button("Load the benchmark's classes", elem_id="benchmark")
                 status = gr.Markdown(NO_VIDEO, elem_id="status")
-                timeline = gr.HTML(elem_id="timeline", js_on_load=SEEK_JS)
-                events = gr.HTML(elem_id="events", js_on_load=SEEK_JS)
+                timeline = gr.HTML(elem_id="timeline", js_on_load=PLAYER_JS)
+                events = gr.HTML(elem_id="events", js_on_load=PLAYER_JS)
                 score_class = gr.Dropdown([], value=None, label="Per-second scores of", elem_id="score-class")
-                scores = gr.HTML(elem_id="scores", js_on_load=SEEK_JS)
+                scores = gr.HTML(elem_id="scores", js_on_load=PLAYER_JS)
 
         answered = [answer, status, timeline, events, score_class, scores]
         query = dict(fn=handlers.query, inputs=[video, words, method], outputs=answered, concurrency_id=QUERY,
