@@ -487,8 +487,9 @@ def write_missing_text(config: Config, cache: FeatureCache, encoder, names) -> N
 
 
 def missing_text(config: Config, cache: FeatureCache, names) -> list[str]:
-    """The modalities whose text embeddings of ``names`` (under their template) the cache lacks."""
-    return [m for m in MODALITIES if cache.missing_text(names, config.encoder.template(m), m)]
+    """The names (in order) whose text embedding some modality lacks under its template."""
+    lacking = set().union(*(cache.missing_text(names, config.encoder.template(m), m) for m in MODALITIES))
+    return [name for name in names if name in lacking]
 
 
 def draws_to_extract(config: Config, cache: FeatureCache, splits, audio_draws: int) -> list[int]:

@@ -216,12 +216,12 @@ DEMO_RATE, DEMO_FPS = 48000, 5
 
 def _demo_seconds(frames: Path, wav: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     """(picture, one second of mono sound at DEMO_RATE) per second of one clip."""
-    import torch
     import torchaudio.functional
 
-    sound, rate = soundfile.read(wav, dtype="float32", always_2d=True)
-    mono = torch.from_numpy(sound.mean(axis=1))
-    mono = torchaudio.functional.resample(mono, rate, DEMO_RATE).numpy()
+    from data.preprocess import read_waveform
+
+    sound, rate = read_waveform(wav)
+    mono = torchaudio.functional.resample(sound.mean(dim=0), rate, DEMO_RATE).numpy()
     mono = np.pad(mono, (0, max(0, NUM_SEGMENTS * DEMO_RATE - len(mono))))
     return [(np.asarray(Image.open(frames / f"{i + 1:02d}.png").convert("RGB")),
              mono[i * DEMO_RATE:(i + 1) * DEMO_RATE]) for i in range(NUM_SEGMENTS)]

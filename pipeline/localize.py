@@ -315,10 +315,8 @@ class Localizer:
 
     def texts(self, names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """The names' text embeddings per modality; only names not cached yet are encoded."""
-        self.encoded_names = []
-        if self.process.is_main and missing_text(self.config, self.cache, names):
-            self.encoded_names = [name for name in names if any(
-                self.cache.missing_text([name], self.config.encoder.template(m), m) for m in MODALITIES)]
+        self.encoded_names = missing_text(self.config, self.cache, names) if self.process.is_main else []
+        if self.encoded_names:
             write_missing_text(self.config, self.cache, self.encoder(), names)
         self.process.barrier()
         return class_texts(self.cache, self.config, names, self.device)
@@ -441,11 +439,13 @@ def write_outputs(folder: Path, results: list[VideoResult], classes: list[str], 
             lines.append(f"{r.path}: {r.status} ({r.reason})")
             continue
         lines.append(f"{r.path}: {len(r.labels)} s, {len(r.events)} event(s)")
-        lines += [f"  {_clock(e['start'])}-{_clock(e['end'])}  {e['class']}  {e['score']:.2f}" for e in r.events]
+        lines += [f"  {clock(e['start'])}-{clock(e['end'])}  {e['class']}  {e['score']:.2f}" for e in r.events]
     return lines
 
 
-def _clock(seconds: float) -> str:
+def clock(seconds: float) -> str:
+    """mm:ss, or h:mm:ss from an hour on."""
     minutes, rest = divmod(int(seconds), 60)
-    return f"{minutes:02d}:{rest:02d}"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes:02d}:{rest:02d}"
 

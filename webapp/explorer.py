@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from data.annotations import OTHER, AnnotationIndex
+from data.raw_videos import VIDEO_SUFFIXES
 from pipeline.localize import Decoding, Localizer, UsageError, VideoResult, find_videos
 
 RULES = {"training-free v01": "v01", "training-free v0": "v0"}
@@ -71,7 +72,8 @@ class Explorer:
         if self.videos is None:
             raise UsageError("no --videos folder was given to the app; upload a video instead")
         path = (self.videos / name).resolve()
-        if not path.is_relative_to(self.videos) or name not in self.choices():
+        if not path.is_relative_to(self.videos) or not path.is_file() or Path(name).suffix.lower() not in \
+                VIDEO_SUFFIXES:
             raise UsageError(f"{name!r} is not a video of the --videos folder {self.videos}")
         return path
 

@@ -10,16 +10,11 @@ from html import escape
 import numpy as np
 
 from data.annotations import OTHER
+from pipeline.localize import clock
 from webapp.explorer import Answer
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")
 AUDIO_COLOUR, FRAME_COLOUR, CONFIDENCE_COLOUR = "#1f77b4", "#ff7f0e", "#222222"
-
-
-def clock(seconds: float) -> str:
-    minutes, rest = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes:02d}:{rest:02d}"
 
 
 def status_text(answer: Answer) -> str:
