@@ -72,8 +72,8 @@ class Explorer:
         if self.videos is None:
             raise UsageError("no --videos folder was given to the app; upload a video instead")
         path = (self.videos / name).resolve()
-        if not path.is_relative_to(self.videos) or not path.is_file() or Path(name).suffix.lower() not in \
-                VIDEO_SUFFIXES:
+        inside = path.is_relative_to(self.videos) and path.is_file()
+        if not inside or Path(name).suffix.lower() not in VIDEO_SUFFIXES:
             raise UsageError(f"{name!r} is not a video of the --videos folder {self.videos}")
         return path
 
