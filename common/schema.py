@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Annotated, Literal, Optional
 
 from common.config import InvalidValue, Range
-from models.temporal import TemporalSettings
 
 PositiveInt = Annotated[int, Range(1)]
 NonNegativeInt = Annotated[int, Range(0)]
@@ -59,6 +59,40 @@ class EvalConfig:
     split: Literal["val", "test"] = "test"
     strategy: Literal["v0", "v01"] = "v01"  # training-free decoder: without / with the `other` column
     block_videos: PositiveInt = 2048  # videos per similarity block: bounds memory, never changes results
+
+
+Attention = Literal["self", "cross", "both"]
+Fusion = Literal["geometric", "arithmetic"]
+
+
+@dataclass(frozen=True)
+class TemporalSettings:
+    """The temporal layers of the fine-tuning baseline (built by models/temporal.py); a checkpoint
+    records them."""
+
+    kind: Literal["transformer", "linear"] = "transformer"
+    num_layers: PositiveInt = 1
+    attention: Attention = "self"  # self: within a modality; cross: queries from one, keys/values from the other
+    num_heads: PositiveInt = 1
+    attn_dim: PositiveInt = 256
+    ffn_dim: PositiveInt = 512
+    dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.1
+    fusion: Fusion = "geometric"  # geometric: sqrt(relu(cos_a * cos_v)) as published; arithmetic: the mean
+    init: Literal["shared", "independent"] = "shared"  # shared: every block a copy of one, as published
+    attention_scale: Literal["model", "head"] = "model"  # model: 1/sqrt(attn_dim), as published
+    cross_context: Literal["original", "previous"] = "original"  # what cross-attention reads
+    both_combine: Literal["sum", "mean", "learned"] = "sum"  # how `both` joins its two stacks
+    arithmetic_minmax: bool = False  # train arithmetic fusion on min-max normalised scores (published: no)
+
+    def __post_init__(self):
+        if self.attn_dim % self.num_heads:
+            raise InvalidValue("num_heads", f"{self.num_heads} heads do not divide attn_dim {self.attn_dim}; "
+                                            "choose a divisor of attn_dim")
+
+    @property
+    def scale(self) -> float:
+        width = self.attn_dim if self.attention_scale == "model" else self.attn_dim // self.num_heads
+        return 1 / math.sqrt(width)
 
 
 @dataclass(frozen=True)

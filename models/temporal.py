@@ -21,46 +21,14 @@ published module by default:
 from __future__ import annotations
 
 import copy
-import math
-from dataclasses import dataclass
-from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
-from common.config import InvalidValue, Range
+from common.schema import Fusion, TemporalSettings
 from models.attention import multi_head_attention
 
-Attention = Literal["self", "cross", "both"]
-Fusion = Literal["geometric", "arithmetic"]
 LAYOUT = 2  # parameter layout of TemporalModel, stored with every checkpoint
-
-
-@dataclass(frozen=True)
-class TemporalSettings:
-    kind: Literal["transformer", "linear"] = "transformer"
-    num_layers: Annotated[int, Range(1)] = 1
-    attention: Attention = "self"  # self: within a modality; cross: queries from one, keys/values from the other
-    num_heads: Annotated[int, Range(1)] = 1
-    attn_dim: Annotated[int, Range(1)] = 256
-    ffn_dim: Annotated[int, Range(1)] = 512
-    dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.1
-    fusion: Fusion = "geometric"  # geometric: sqrt(relu(cos_a * cos_v)) as published; arithmetic: the mean
-    init: Literal["shared", "independent"] = "shared"  # shared: every block a copy of one, as published
-    attention_scale: Literal["model", "head"] = "model"  # model: 1/sqrt(attn_dim), as published
-    cross_context: Literal["original", "previous"] = "original"  # what cross-attention reads
-    both_combine: Literal["sum", "mean", "learned"] = "sum"  # how `both` joins its two stacks
-    arithmetic_minmax: bool = False  # train arithmetic fusion on min-max normalised scores (published: no)
-
-    def __post_init__(self):
-        if self.attn_dim % self.num_heads:
-            raise InvalidValue("num_heads", f"{self.num_heads} heads do not divide attn_dim {self.attn_dim}; "
-                                            "choose a divisor of attn_dim")
-
-    @property
-    def scale(self) -> float:
-        width = self.attn_dim if self.attention_scale == "model" else self.attn_dim // self.num_heads
-        return 1 / math.sqrt(width)
 
 
 class AttentionSublayer(nn.Module):
