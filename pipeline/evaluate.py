@@ -15,11 +15,11 @@ import torch
 import metrics
 from common.schema import Config
 from data.annotations import SUBSETS, AnnotationIndex, VideoSet
-from data.extraction import ensure_features
 from data.feature_cache import FeatureCache
 from models.decoders import Decoded, decode
 from models.segment_encoder import resolve_device
 from models.similarity import segment_similarities
+from pipeline.extraction import ensure_features
 
 
 @dataclass

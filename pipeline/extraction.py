@@ -22,28 +22,22 @@ from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from common.distributed import Process
 from common.errors import UserError
 from common.locking import FolderLock
-from common.processes import die_with_parent
 from common.runinfo import code_version
 from common.schema import Config
 from data import audio_draws as audio_draws_lib
 from data.annotations import AnnotationIndex, VideoSet
 from data.feature_cache import (FORMAT_VERSION, CacheError, FeatureCache, atomic_write, atomic_write_json,
                                 refresh_hint, writing)
+from data.loading import MediaDataset, check_shared_memory, collate_media, decoding_worker, num_workers
 from data.preprocess import NUM_SEGMENTS, MediaError
 from models.families import MODALITIES, family
 from models.segment_encoder import resolve_device
-
-
-def media_paths(media_root, split: str, category: str, vid: str) -> tuple[Path, Path]:
-    """``{root}/{split}/audio/{class}/{vid}.wav`` and ``{root}/{split}/video/{class}/{vid}/``."""
-    root = Path(media_root) / split
-    return root / "audio" / category / f"{vid}.wav", root / "video" / category / vid
 
 
 def wanted_provenance(config: Config, remembered_models: dict | None = None) -> dict:
@@ -64,41 +58,6 @@ def build_encoder(config: Config, device: torch.device):
     return family(config.encoder.family).build(config, device)
 
 
-class MediaDataset(Dataset):
-    """Videos of one split, decoded into encoder inputs (the frames only when ``frames``); a bad
-    video becomes a failure record."""
-
-    def __init__(self, videos: VideoSet, media_root, positions, decode_audio, decode_frames=None):
-        self.videos = videos
-        self.media_root = media_root
-        self.positions = list(positions)
-        self.decode_audio = decode_audio
-        self.decode_frames = decode_frames
-
-    def __len__(self) -> int:
-        return len(self.positions)
-
-    def __getitem__(self, i):
-        position = self.positions[i]
-        wav, frames = media_paths(self.media_root, self.videos.split, self.videos.categories[position],
-                                  self.videos.vid_names[position])
-        try:
-            return (position, self.decode_audio(wav),
-                    self.decode_frames(frames) if self.decode_frames is not None else None, "")
-        except MediaError as err:
-            return position, None, None, str(err)
-
-
-def collate_media(samples):
-    good = [s for s in samples if not s[3]]
-    return {
-        "positions": [s[0] for s in good],
-        "audio": torch.stack([s[1] for s in good]) if good else None,
-        "frames": torch.stack([s[2] for s in good]) if good and good[0][2] is not None else None,
-        "failures": [(s[0], s[3]) for s in samples if s[3]],
-    }
-
-
 @dataclass(frozen=True)
 class Job:
     """One pass over a split's videos that fills named ``[N, 10, D]`` arrays of one cache
@@ -116,12 +75,6 @@ class Job:
     @property
     def work_name(self) -> str:
         return self.work or self.folder
-
-
-def decoding_worker(_):
-    """``worker_init_fn`` of the decoding workers."""
-    die_with_parent()
-    torch.set_num_threads(1)  # workers decode; the main process owns the cores' math
 
 
 @dataclass
@@ -161,44 +114,6 @@ def _chunk_path(work: Path, index: int) -> Path:
     return work / f"chunk_{index:06d}.npz"
 
 
-RESERVED_CORES = 2  # for the process that feeds the GPU (and its data-loader threads)
-BYTES_PER_VIDEO = 4 * (NUM_SEGMENTS * 128 * 204 + NUM_SEGMENTS * 3 * 224 * 224)  # float32 clips + frames
-PREFETCH_FACTOR = 2  # DataLoader's default: batches waiting per worker
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity, e.g. a container's or a job's share)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def num_workers(configured: int | None) -> int:
-    """``extract.num_workers``, or by default the usable cores but a couple, shared among the
-    torchrun ranks of this node (decoding takes 55-175 ms per video and core, so a GPU needs
-    many workers)."""
-    if configured is not None:
-        return configured
-    ranks_here = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-    return max(1, (usable_cores() - RESERVED_CORES) // ranks_here)
-
-
-def shared_memory_free() -> int | None:
-    """Free bytes in /dev/shm, through which worker processes hand over their batches (None: no such folder)."""
-    return shutil.disk_usage("/dev/shm").free if os.path.isdir("/dev/shm") else None
-
-
-def _check_shared_memory(workers: int, batch_size: int) -> None:
-    if workers == 0:
-        return
-    needed = workers * PREFETCH_FACTOR * batch_size * BYTES_PER_VIDEO
-    free = shared_memory_free()
-    if free is not None and free < needed:
-        raise UserError(
-            f"/dev/shm has {free / 2 ** 20:.0f} MB free, but {workers} decoding workers with extract.batch_size="
-            f"{batch_size} hand over about {needed / 2 ** 20:.0f} MB of batches through it. Give the container "
-            f"more shared memory (docker run --shm-size={max(1, math.ceil(2 * needed / 2 ** 30))}g), or lower "
-            "extract.num_workers or extract.batch_size (num_workers: 0 decodes in this process).")
-
-
 def _unfinished_chunks(config: Config, job: Job, cache: FeatureCache) -> list[int]:
     work = cache.work_dir(job.work_name)
     num_chunks = math.ceil(len(job.videos) / config.extract.chunk_size)
@@ -223,7 +138,7 @@ def _extract_chunks(config: Config, job: Job, cache: FeatureCache, encoder, proc
     if not positions:
         return
     workers = num_workers(config.extract.num_workers)
-    _check_shared_memory(workers, config.extract.batch_size)
+    check_shared_memory(workers, config.extract.batch_size)
     backbone = family(config.encoder.family)
     dataset = MediaDataset(videos, config.data.media_root, positions, backbone.decode_audio,
                            backbone.decode_frames if job.frames else None)

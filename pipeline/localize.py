@@ -39,15 +39,16 @@ from common.distributed import Process
 from common.errors import UserError
 from common.files import atomic_write_json, writing
 from data.annotations import NUM_SEGMENTS, OTHER
-from data.extraction import MODALITIES, claim_cache, decoding_worker, missing_text, num_workers, write_missing_text
 from data.feature_cache import FeatureCache, file_sha256
+from data.loading import decoding_worker, num_workers
 from data.raw_videos import VIDEO_SUFFIXES
 from data.video_segments import FramesBySecond, audio_by_second
 from models.decoders import decode
 from models.families import family
-from models.similarity import cosine
 from models.segment_encoder import resolve_device
+from models.similarity import cosine
 from pipeline.evaluate import class_texts
+from pipeline.extraction import MODALITIES, claim_cache, missing_text, write_missing_text
 
 WINDOW = NUM_SEGMENTS  # seconds decoded together: one benchmark clip
 LABEL_BATCH = 256  # windows labelled per model call: bounds memory for hours of video

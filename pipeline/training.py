@@ -24,13 +24,13 @@ from common.files import atomic_write, writing
 from common.schema import Config
 from data.annotations import AnnotationIndex, VideoSet, Vocabulary
 from data.audio_draws import AudioDraws
-from data.extraction import ensure_features
 from data.feature_cache import FeatureCache, SplitFeatures
 from models.decoders import decode_fine_tuning
 from models.segment_encoder import resolve_device
 from models.similarity import cosine, segment_similarities
 from models.temporal import LAYOUT, TemporalModel, TemporalSettings, training_scores
 from pipeline.evaluate import Evaluation, cached_videos, class_texts, score, subset_counts
+from pipeline.extraction import ensure_features
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "audio_draw", "selection_split", "accuracy", "segment_f1", "event_f1",
                    "average", "seconds")

@@ -98,7 +98,7 @@ def stand_in_config(monkeypatch, tmp_path):
     module = types.SimpleNamespace(**{name: getattr(StandIn(), name) for name in (
         "AUDIO_DRAWS", "SHARED_TEXT", "audio_window", "frame_window", "widths", "describe", "identity", "models",
         "preprocessing", "missing_weights", "build")})
-    for target in (localize_lib, localize, "data.extraction"):
+    for target in (localize_lib, localize, "pipeline.extraction"):
         monkeypatch.setattr(target if not isinstance(target, str) else sys.modules[target], "family",
                             lambda name: module)
     return config_io.load(Config, REPO / "configs" / "localize.yaml",

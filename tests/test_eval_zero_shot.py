@@ -13,8 +13,8 @@ from common import config as config_io
 from common.errors import UserError
 from common.schema import Config
 from conftest import REPO, synthetic_overrides
-from data.extraction import wanted_provenance
 from data.feature_cache import CacheError
+from pipeline.extraction import wanted_provenance
 
 
 def _run(argv):

@@ -9,13 +9,13 @@ import torch
 from common import config as config_io
 from common.schema import Config
 from conftest import REPO, synthetic_config
-from data import extraction
 from data.annotations import AnnotationIndex
 from data.feature_cache import FeatureCache
-from data.synthetic import SyntheticSpec, make_synthetic_benchmark, make_synthetic_cache
+from data.synthetic import SyntheticSpec, make_synthetic_benchmark
 from models.imagebind import build_imagebind
 from models.segment_encoder import SegmentEncoder, resolve_device
-from pipeline import training
+from pipeline import extraction, training
+from pipeline.synthetic_cache import make_synthetic_cache
 
 pytestmark = pytest.mark.gpu
 

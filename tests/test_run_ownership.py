@@ -13,7 +13,7 @@ import train
 from common.errors import UserError
 from common.locking import FolderBusy, FolderLock
 from conftest import REPO, synthetic_config, synthetic_overrides
-from data.extraction import extract
+from pipeline.extraction import extract
 from tools import score_predictions
 
 

@@ -14,11 +14,12 @@ from common.errors import UserError
 from common.schema import Config
 from conftest import REPO, synthetic_overrides
 from data.annotations import AnnotationIndex
-from data.extraction import media_paths
-from data.synthetic import SyntheticSpec, make_synthetic_benchmark, make_synthetic_cache
+from data.loading import media_paths
+from data.synthetic import SyntheticSpec, make_synthetic_benchmark
 from models.similarity import cosine
 from models.temporal import TemporalModel, TemporalSettings, fused_scores, training_scores
 from pipeline import training
+from pipeline.synthetic_cache import make_synthetic_cache
 
 
 @pytest.fixture(scope="module")

@@ -27,11 +27,12 @@ from common import config as config_io  # noqa: E402
 from common.schema import Config  # noqa: E402
 from data.annotations import AnnotationIndex  # noqa: E402
 from data.audio_draws import AudioDraws  # noqa: E402
-from data.extraction import extract  # noqa: E402
 from data.feature_cache import FeatureCache  # noqa: E402
-from data.synthetic import SyntheticSpec, make_synthetic_benchmark, make_synthetic_cache  # noqa: E402
+from data.synthetic import SyntheticSpec, make_synthetic_benchmark  # noqa: E402
 from models.temporal import TemporalModel  # noqa: E402
 from pipeline import training  # noqa: E402
+from pipeline.extraction import extract  # noqa: E402
+from pipeline.synthetic_cache import make_synthetic_cache  # noqa: E402
 from tools.annotation_files import find_annotations  # noqa: E402
 from tools.bench_encoders import flops_per_segment  # noqa: E402
 

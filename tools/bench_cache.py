@@ -23,11 +23,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import config as config_io  # noqa: E402
 from common.schema import Config  # noqa: E402
 from data.annotations import AnnotationIndex  # noqa: E402
-from data.extraction import MediaDataset, build_encoder, collate_media, extract  # noqa: E402
+from data.loading import MediaDataset, collate_media  # noqa: E402
 from data.synthetic import SyntheticSpec, make_synthetic_benchmark  # noqa: E402
 from models.families import family  # noqa: E402
 from models.temporal import TemporalModel  # noqa: E402
 from pipeline import training  # noqa: E402
+from pipeline.extraction import build_encoder, extract  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli  # noqa: E402
 from common import config as config_io  # noqa: E402
 from common.schema import Config  # noqa: E402
-from data.extraction import media_paths  # noqa: E402
+from data.loading import media_paths  # noqa: E402
 from data.synthetic import SyntheticSpec, make_synthetic_benchmark  # noqa: E402
 from models.families import family  # noqa: E402
 from models.segment_encoder import resolve_device  # noqa: E402

@@ -100,7 +100,7 @@ def case_config(kind: str, split: str, work: Path):
 def prepare_case(kind: str, split: str, factor: int, meta_csv, label_json, work: Path) -> int:
     """Annotations and a synthetic cache for one case (made before, and apart from, the measurement)."""
     from data.annotations import AnnotationIndex
-    from data.synthetic import make_synthetic_cache
+    from pipeline.synthetic_cache import make_synthetic_cache
 
     meta, label, videos = write_scaled_annotations(meta_csv, label_json, split, factor, work / "annotations")
     make_synthetic_cache(case_config(kind, split, work), AnnotationIndex.load(meta, label), splits=(split,))

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import cli  # noqa: E402
 from common.distributed import init_process, shutdown  # noqa: E402
 from data.annotations import SPLITS  # noqa: E402
-from data.extraction import extract, wanted_provenance  # noqa: E402
+from pipeline.extraction import extract, wanted_provenance  # noqa: E402
 
 DEFAULT_CONFIG = "configs/v1_fine_tuning.yaml"
 

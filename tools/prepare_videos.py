@@ -25,7 +25,7 @@ from common import cli  # noqa: E402
 from common.errors import UserError  # noqa: E402
 from common.processes import die_with_parent  # noqa: E402
 from data.annotations import SPLITS, AnnotationIndex  # noqa: E402
-from data.extraction import media_paths  # noqa: E402
+from data.loading import media_paths  # noqa: E402
 from data.raw_videos import Outcome, find_videos, prepare_video  # noqa: E402
 
 DEFAULT_CONFIG = "configs/v0_training_free.yaml"

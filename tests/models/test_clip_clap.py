@@ -12,11 +12,12 @@ import torch
 import eval_zero_shot
 import train
 from conftest import synthetic_config, synthetic_overrides
-from data.extraction import ensure_features, extract, media_paths
 from data.annotations import AnnotationIndex
 from data.feature_cache import CacheError
+from data.loading import media_paths
 from models.checkpoint import CheckpointError
 from models.families import clip_clap
+from pipeline.extraction import ensure_features, extract
 
 FAMILY = ("encoder.family=clip_clap", "encoder.size=tiny", "encoder.audio_checkpoint=random", "train.audio_draws=0")
 

@@ -11,15 +11,17 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import REPO, synthetic_config, synthetic_overrides
 from common.errors import UserError
-from data import extraction, feature_cache
+from conftest import REPO, synthetic_config, synthetic_overrides
+from data import feature_cache, loading
 from data.annotations import AnnotationIndex
-from data.extraction import ensure_features, extract, media_paths
 from data.feature_cache import CacheError, FeatureCache
+from data.loading import media_paths
 from data.preprocess import MediaError, audio_segments, tokenize, video_frames
 from models import segment_encoder
 from models.families import imagebind as imagebind_family
+from pipeline import extraction
+from pipeline.extraction import ensure_features, extract
 
 SPLITS = ("train", "val", "test")
 
@@ -138,8 +140,8 @@ def test_killed_extraction_resumes_without_redoing_finished_chunks(synthetic_ben
     (cache_dir / ".train.merging" / "audio.npy").write_bytes(b"half written")
 
     decoded = []
-    original = extraction.MediaDataset.__getitem__
-    monkeypatch.setattr(extraction.MediaDataset, "__getitem__",
+    original = loading.MediaDataset.__getitem__
+    monkeypatch.setattr(loading.MediaDataset, "__getitem__",
                         lambda self, i: decoded.append(self.positions[i]) or original(self, i))
     config = synthetic_config(synthetic_bench, cache_dir, "extract.chunk_size=1", "extract.batch_size=1")
     resumed = extract(config, SPLITS)
@@ -374,21 +376,21 @@ def test_random_weights_are_drawn_on_the_cpu_whatever_the_device(synthetic_bench
 
 
 def test_decoding_workers_default_to_the_usable_cores_and_need_shared_memory(monkeypatch):
-    monkeypatch.setattr(extraction, "usable_cores", lambda: 16)
+    monkeypatch.setattr(loading, "usable_cores", lambda: 16)
     monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    assert extraction.num_workers(None) == 14 and extraction.num_workers(3) == 3
+    assert loading.num_workers(None) == 14 and loading.num_workers(3) == 3
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # four torchrun ranks on this node share the cores
-    assert extraction.num_workers(None) == 3
-    monkeypatch.setattr(extraction, "usable_cores", lambda: 2)
-    assert extraction.num_workers(None) == 1
-    monkeypatch.setattr(extraction, "shared_memory_free", lambda: 64 * 2 ** 20)  # a default container
+    assert loading.num_workers(None) == 3
+    monkeypatch.setattr(loading, "usable_cores", lambda: 2)
+    assert loading.num_workers(None) == 1
+    monkeypatch.setattr(loading, "shared_memory_free", lambda: 64 * 2 ** 20)  # a default container
     with pytest.raises(UserError, match=r"/dev/shm has 64 MB free, but 14 decoding workers with "
                                         r"extract.batch_size=8 hand over about 1\d\d\d MB .*--shm-size=\dg.*"
                                         r"num_workers: 0"):
-        extraction._check_shared_memory(14, 8)
-    extraction._check_shared_memory(0, 8)  # no workers: nothing goes through /dev/shm
-    monkeypatch.setattr(extraction, "shared_memory_free", lambda: None)
-    extraction._check_shared_memory(14, 8)
+        loading.check_shared_memory(14, 8)
+    loading.check_shared_memory(0, 8)  # no workers: nothing goes through /dev/shm
+    monkeypatch.setattr(loading, "shared_memory_free", lambda: None)
+    loading.check_shared_memory(14, 8)
 
 
 def test_provenance_records_the_numerics(synthetic_bench, tmp_path):
