@@ -11,6 +11,7 @@ from pathlib import Path
 
 from common import cli
 from data.feature_cache import FeatureCache
+from models import strategies
 from models.families import family
 from pipeline.evaluate import evaluate_training_free
 from pipeline.outputs import RunWriter, run_name
@@ -20,12 +21,15 @@ DEFAULT_CONFIG = "configs/v0_training_free.yaml"
 
 def main(argv=None) -> None:
     parser = cli.parser_with_config(__doc__, DEFAULT_CONFIG)
-    parser.add_argument("--strategy", choices=("v0", "v01"), help="v0: no `other` column; v01: with it (default)")
+    rules = strategies.names("similarities")
+    parser.add_argument("--strategy", choices=rules, help="; ".join(
+        f"{name}: {strategies.registry()[name].summary}" for name in rules) + f" (default {strategies.DEFAULT})")
     parser.add_argument("--split", choices=("val", "test"))
     args = cli.parse(parser, argv)
     shortcuts = ([f"eval.strategy={args.strategy}"] if args.strategy else []) + (
         [f"eval.split={args.split}"] if args.split else [])
     config = cli.load_config(args, shortcuts)
+    strategies.strategy(config.eval.strategy, "eval.strategy", needs="similarities")
     derived = run_name(Path(args.config).stem, config.eval.strategy, config.eval.split)
     with RunWriter.for_evaluation(config.output.root, config.output.name, derived) as writer, writer.log():
         print(f"training-free baseline ({config.eval.strategy}) on the {config.eval.split} split -> {writer.folder}")

@@ -19,8 +19,10 @@ from pathlib import Path
 from common import cli
 from common.distributed import init_process, shutdown
 from data.annotations import AnnotationIndex
+from models import strategies
 from models.families import family
-from pipeline.localize import Localizer, UsageError, class_list, find_videos, write_outputs
+from pipeline.localize import Localizer, UsageError, class_list, find_videos
+from pipeline.localize_outputs import write_outputs
 from pipeline.outputs import RunWriter
 
 DEFAULT_CONFIG = "configs/localize.yaml"
@@ -47,7 +49,8 @@ def main(argv=None) -> None:
     parser.add_argument("--classes-file", help="one class name per line")
     parser.add_argument("--benchmark-classes", action="store_true", help="OV-AVEBench's 67 class names")
     parser.add_argument("--checkpoint", help="a fine-tuning checkpoint (temporal layers + v1 scoring)")
-    parser.add_argument("--strategy", default="v01", choices=("v0", "v01"), help="training-free rule (default v01)")
+    parser.add_argument("--strategy", default=strategies.DEFAULT, choices=strategies.names("similarities"),
+                        help=f"training-free rule (default {strategies.DEFAULT})")
     parser.add_argument("--threshold", type=float, default=0.0, help="drop events scoring below this")
     parser.add_argument("--output", help="output folder (default: a new folder under runs/localize/)")
     args = cli.parse(parser, argv)

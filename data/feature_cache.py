@@ -42,6 +42,7 @@ from common.config import differences
 from common.errors import UserError
 from data.annotations import NUM_SEGMENTS
 
+MODALITIES = ("audio", "vision")  # the segment arrays of a split, in this order
 FORMAT_VERSION = 2  # 2: per-modality text and widths, model identities per file, per-modality preprocessing
 RANDOM_CHECKPOINT = "random"  # encoder.checkpoint value for seeded random weights (demo, tests)
 PROVENANCE_FILE = "provenance.json"

@@ -15,8 +15,6 @@ import numpy as np
 
 from metrics import labels_to_matrix
 
-STRATEGIES = ("v0", "v01", "v1")
-
 
 @dataclass(frozen=True)
 class Decoded:
@@ -102,14 +100,3 @@ def decode_fine_tuning(sim_audio_text, sim_visual_text, fusion: str = "geometric
     # np.argmax returns the first NaN when there is one, like torch.argmax: class 0.
     labels = scores.argmax(axis=2).astype(np.int64)
     return Decoded(labels, labels_to_matrix(labels, scores.shape[2]))
-
-
-def decode(strategy: str, sim_audio_text, sim_visual_text) -> Decoded:
-    """Dispatch on a strategy name from :data:`STRATEGIES`."""
-    if strategy == "v0":
-        return decode_training_free(sim_audio_text, sim_visual_text, use_other=False)
-    if strategy == "v01":
-        return decode_training_free(sim_audio_text, sim_visual_text, use_other=True)
-    if strategy == "v1":
-        return decode_fine_tuning(sim_audio_text, sim_visual_text)
-    raise ValueError(f"unknown decoding strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")

@@ -21,10 +21,12 @@ published module by default:
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from common.errors import UserError
 from common.schema import Fusion, TemporalSettings
 from models.attention import multi_head_attention
 
@@ -178,3 +180,28 @@ def training_scores(sim_audio: torch.Tensor, sim_visual: torch.Tensor, settings:
     fusion, which the published code trains on the plain mean of the cosines."""
     normalise = settings.fusion == "geometric" or settings.arithmetic_minmax
     return fused_scores(sim_audio, sim_visual, settings.fusion, normalise=normalise)
+
+
+def load_checkpoint(path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a damaged file can make the unpickler raise anything
+        raise UserError(f"cannot read checkpoint {path}: {err}") from None
+
+
+def checkpoint_settings(checkpoint: dict, path) -> TemporalSettings:
+    """The temporal settings a checkpoint was trained with; a checkpoint of the earlier layout
+    (before the published forms) is refused rather than read with other semantics."""
+    if checkpoint.get("layout") != LAYOUT:
+        raise UserError(f"{path} holds temporal layers of an earlier layout (before the published cross/both "
+                        "forms, attention scale and shared initialisation); train it again with this version")
+    return TemporalSettings(**checkpoint["temporal"])
+
+
+def model_from_checkpoint(checkpoint: dict, device, path="checkpoint") -> TemporalModel:
+    model = TemporalModel(checkpoint["widths"], checkpoint_settings(checkpoint, path)).to(device)
+    model.load_state_dict(checkpoint["model"])
+    return model

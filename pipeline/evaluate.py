@@ -16,7 +16,8 @@ import metrics
 from common.schema import Config
 from data.annotations import SUBSETS, AnnotationIndex, VideoSet
 from data.feature_cache import FeatureCache
-from models.decoders import Decoded, decode
+from models import strategies
+from models.decoders import Decoded
 from models.segment_encoder import resolve_device
 from models.similarity import segment_similarities
 from pipeline.extraction import ensure_features
@@ -78,6 +79,7 @@ def class_texts(cache: FeatureCache, config: Config, names, device) -> tuple[tor
 
 def evaluate_training_free(config: Config, index: AnnotationIndex | None = None) -> Evaluation:
     """The training-free baseline on the configured split, from the feature cache."""
+    decoder = strategies.strategy(config.eval.strategy, "eval.strategy", needs="similarities").decoder()
     index = index or AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
     index.require_splits({config.eval.split: "eval.split"})
     cache = ensure_features(config, [config.eval.split], index)
@@ -85,4 +87,4 @@ def evaluate_training_free(config: Config, index: AnnotationIndex | None = None)
     features, rows, kept, excluded = cached_videos(cache, videos)
     text_audio, text_vision = class_texts(cache, config, index.all_vocabulary.names, resolve_device(config.device))
     sim_a, sim_v = segment_similarities(features, rows, text_audio, text_vision, config.eval.block_videos)
-    return score(kept, decode(config.eval.strategy, sim_a, sim_v), config.eval.strategy, excluded)
+    return score(kept, decoder.decode(sim_a, sim_v), config.eval.strategy, excluded)

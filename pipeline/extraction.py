@@ -32,11 +32,11 @@ from common.runinfo import code_version
 from common.schema import Config
 from data import audio_draws as audio_draws_lib
 from data.annotations import AnnotationIndex, VideoSet
-from data.feature_cache import (FORMAT_VERSION, CacheError, FeatureCache, atomic_write, atomic_write_json,
-                                refresh_hint, writing)
+from data.feature_cache import (FORMAT_VERSION, MODALITIES, CacheError, FeatureCache, atomic_write,
+                                atomic_write_json, refresh_hint, writing)
 from data.loading import MediaDataset, check_shared_memory, collate_media, decoding_worker, num_workers
 from data.preprocess import NUM_SEGMENTS, MediaError
-from models.families import MODALITIES, family
+from models.families import family
 from models.segment_encoder import resolve_device
 
 

@@ -16,44 +16,39 @@ a maximal run of seconds with one label other than ``other``; its score is the m
 
 Segment embeddings are kept per video file (``<cache.dir>/videos/<sha256 of the file>/``), so
 asking the same videos about other words encodes only the new class names: one Localizer answers
-any number of queries, each with its own words and its own decoding (rule or checkpoint).
+any number of queries, each with its own words and its own decoding (models/strategies). Videos
+are streamed by data/video_windows.py, kept by data/embedding_store.py, and written out by
+pipeline/localize_outputs.py.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import os
-import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import av
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from common.distributed import Process
 from common.errors import UserError
-from common.files import atomic_write_json, writing
-from data.annotations import NUM_SEGMENTS, OTHER
+from data.annotations import OTHER
+from data.embedding_store import EmbeddingStore
 from data.feature_cache import FeatureCache, file_sha256
 from data.loading import decoding_worker, num_workers
 from data.raw_videos import VIDEO_SUFFIXES
-from data.video_segments import FramesBySecond, audio_by_second
-from models.decoders import decode
+from data.video_windows import WINDOW, Windows
+from models import strategies
 from models.families import family
 from models.segment_encoder import resolve_device
 from models.similarity import cosine
+from models.strategies import Decoder
 from pipeline.evaluate import class_texts
-from pipeline.extraction import MODALITIES, claim_cache, missing_text, write_missing_text
+from pipeline.extraction import claim_cache, missing_text, write_missing_text
 
-WINDOW = NUM_SEGMENTS  # seconds decoded together: one benchmark clip
 LABEL_BATCH = 256  # windows labelled per model call: bounds memory for hours of video
 LOGIT_SCALE = 100.0  # temperature of the confidence softmax (CLIP's logit scale)
-STORE_DIR = "videos"
 
 
 class UsageError(UserError):
@@ -88,131 +83,6 @@ def find_videos(paths) -> list[Path]:
         else:
             raise UsageError(f"no such file or folder: {path}")
     return found
-
-
-@dataclass
-class Window:
-    """Consecutive seconds of one video, prepared for the encoder (or why the video failed)."""
-
-    video: int
-    audio: torch.Tensor | None
-    frames: torch.Tensor | None
-    last: bool
-    status: str = "ok"
-    reason: str = ""
-    duration: float = 0.0
-
-
-def video_windows(video: int, path: Path, backbone) -> Iterator[Window]:
-    """Yield the video's windows of ``WINDOW`` seconds; a video that cannot be used yields one
-    Window saying why (not_a_video, no_picture, no_audio, too_short, undecodable)."""
-    try:
-        pictures, sounds = av.open(str(path)), av.open(str(path))
-    except (av.FFmpegError, OSError, ValueError) as err:
-        yield Window(video, None, None, True, "not_a_video", f"{path} is not a video PyAV can open: "
-                                                             f"{type(err).__name__}: {err}")
-        return
-    try:
-        with pictures, sounds:
-            if not pictures.streams.video:
-                yield Window(video, None, None, True, "no_picture", "no video stream")
-                return
-            if not sounds.streams.audio:
-                yield Window(video, None, None, True, "no_audio", "no audio track")
-                return
-            frames = FramesBySecond(pictures)
-            seconds = zip(frames, audio_by_second(sounds))
-            images, samples, count = [], [], 0
-            for (_, frame), (_, audio) in seconds:
-                images.append(frame.to_image())
-                samples.append(audio)
-                count += 1
-                if len(images) == WINDOW:
-                    yield _window(video, backbone, images, samples, False)
-                    images, samples = [], []
-            if count == 0:
-                yield Window(video, None, None, True, "too_short",
-                             "less than one whole second in which both picture and sound exist")
-                return
-            window = _window(video, backbone, images, samples, True) if images else Window(video, None, None, True)
-            window.duration = round(frames.picture_end, 3)
-            yield window
-    except (av.FFmpegError, OSError, ValueError, IndexError) as err:
-        yield Window(video, None, None, True, "undecodable", f"decoding {path} failed: {type(err).__name__}: {err}")
-
-
-def _window(video: int, backbone, images, samples, last: bool) -> Window:
-    waveform = np.concatenate(samples).astype(np.float32) / 32768  # as a 16-bit WAV reads back
-    return Window(video, backbone.audio_window(waveform), backbone.frame_window(images), last)
-
-
-class Windows(IterableDataset):
-    """The videos to encode, each decoded window by window by one worker process."""
-
-    def __init__(self, jobs: list[tuple[int, Path]], family_name: str):
-        self.jobs, self.family_name = jobs, family_name
-
-    def __iter__(self):
-        info = get_worker_info()
-        mine = self.jobs if info is None else self.jobs[info.id::info.num_workers]
-        backbone = family(self.family_name)
-        for video, path in mine:
-            yield from video_windows(video, path, backbone)
-
-
-class EmbeddingStore:
-    """Per-video segment embeddings: ``<cache.dir>/videos/<sha256>/`` holding ``video.json``
-    (segments, duration, widths) and ``audio.f32`` / ``vision.f32`` (raw float32 ``[T, D]``).
-    A video's folder appears whole, by one rename."""
-
-    def __init__(self, cache: FeatureCache):
-        self.root = cache.root / STORE_DIR
-
-    def folder(self, key: str) -> Path:
-        return self.root / key
-
-    def get(self, key: str):
-        folder = self.folder(key)
-        if not (folder / "video.json").is_file():
-            return None
-        meta = json.loads((folder / "video.json").read_text())
-        arrays = [np.memmap(folder / f"{m}.f32", dtype=np.float32, mode="r",
-                            shape=(meta["segments"], meta["widths"][m]))
-                  if meta["segments"] else np.zeros((0, meta["widths"][m]), np.float32) for m in MODALITIES]
-        return meta, arrays[0], arrays[1]
-
-    def writer(self, key: str) -> "StoreWriter":
-        return StoreWriter(self.folder(key))
-
-
-class StoreWriter:
-    def __init__(self, final: Path):
-        self.final = final
-        self.staging = final.with_name(f".{final.name}.{os.getpid()}")
-        shutil.rmtree(self.staging, ignore_errors=True)
-        with writing(self.staging, "the embedding store", "choose another cache.dir"):
-            self.staging.mkdir(parents=True)
-            self.handles = {m: open(self.staging / f"{m}.f32", "wb") for m in MODALITIES}
-        self.segments = 0
-
-    def add(self, audio: np.ndarray, vision: np.ndarray) -> None:
-        with writing(self.staging, "the embedding store", "choose another cache.dir"):
-            self.handles["audio"].write(np.ascontiguousarray(audio, np.float32).tobytes())
-            self.handles["vision"].write(np.ascontiguousarray(vision, np.float32).tobytes())
-        self.segments += len(audio)
-
-    def finish(self, meta: dict) -> None:
-        with writing(self.staging, "the embedding store", "choose another cache.dir"):
-            for handle in self.handles.values():
-                handle.close()
-            atomic_write_json(self.staging / "video.json", {**meta, "segments": self.segments})
-            shutil.rmtree(self.final, ignore_errors=True)
-            os.rename(self.staging, self.final)
-
-    def abandon(self) -> None:
-        for handle in self.handles.values():
-            handle.close()
-        shutil.rmtree(self.staging, ignore_errors=True)
 
 
 @dataclass
@@ -251,26 +121,11 @@ def events_of(labels: list[str], confidence: list[float], threshold: float) -> l
     return events
 
 
-@dataclass(frozen=True)
-class Decoding:
-    """How seconds get their labels: a training-free rule, or a checkpoint's temporal layers
-    followed by the ``v1`` scoring."""
-
-    strategy: str = "v01"
-    checkpoint: str | None = None
-    model: torch.nn.Module | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def name(self) -> str:
-        return f"fine-tuning checkpoint {self.checkpoint} (v1)" if self.model is not None else \
-            f"training-free {self.strategy}"
-
-
 class Localizer:
     """``Localizer(config, checkpoint=None, strategy="v01", threshold=0.0).localize(paths, names)``;
     ``localize(paths, names, localizer.decoding(...))`` decodes one query another way."""
 
-    def __init__(self, config, checkpoint=None, strategy: str = "v01", threshold: float = 0.0,
+    def __init__(self, config, checkpoint=None, strategy: str = strategies.DEFAULT, threshold: float = 0.0,
                  process: Process | None = None):
         self.config, self.threshold = config, threshold
         self.process = process or Process()
@@ -288,25 +143,21 @@ class Localizer:
     def method(self) -> str:
         return self.default.name
 
-    def decoding(self, strategy: str = "v01", checkpoint=None) -> Decoding:
-        """The rule ``strategy``, or (given ``checkpoint``) its temporal layers; a checkpoint is
-        read once per Localizer."""
+    def decoding(self, strategy: str = strategies.DEFAULT, checkpoint=None) -> Decoder:
+        """The rule ``strategy`` (models/strategies), or (given ``checkpoint``) the checkpoint's
+        model with its strategy's rule; a checkpoint is read once per Localizer."""
         if checkpoint is None:
-            if strategy not in ("v0", "v01"):
-                raise UsageError(f"--strategy {strategy!r}: choose v0 or v01 (a checkpoint uses v1)")
-            return Decoding(strategy)
+            return strategies.strategy(strategy, "--strategy", needs="similarities").decoder()
         checkpoint = str(checkpoint)
         if checkpoint not in self._decodings:
-            from pipeline.training import load_checkpoint, model_from_checkpoint
-
-            state = load_checkpoint(checkpoint)
+            [name] = strategies.names("checkpoint")
+            decoder = strategies.strategy(name).decoder(checkpoint, self.device)
             widths = self.backbone.widths(self.config)
-            if state.get("widths") != widths:
-                raise UsageError(f"{checkpoint} was trained on embeddings of widths {state.get('widths')}, but "
+            if decoder.widths != widths:
+                raise UsageError(f"{checkpoint} was trained on embeddings of widths {decoder.widths}, but "
                                  f"{self.backbone.describe(self.config)} gives {widths}; use a checkpoint trained "
                                  "on this encoder")
-            model = model_from_checkpoint(state, self.device, checkpoint).eval()
-            self._decodings[checkpoint] = Decoding("v1", checkpoint, model)
+            self._decodings[checkpoint] = decoder
         return self._decodings[checkpoint]
 
     def encoder(self):
@@ -330,7 +181,7 @@ class Localizer:
             self._keys[seen] = file_sha256(path)
         return self._keys[seen]
 
-    def localize(self, paths, class_names, decoding: Decoding | None = None) -> list[VideoResult]:
+    def localize(self, paths, class_names, decoding: Decoder | None = None) -> list[VideoResult]:
         """Every video of ``paths`` (files, or folders searched recursively) against the class
         names plus ``other``; one result per video, in order (under torchrun: this rank's share)."""
         names = class_list(class_names) + [OTHER]
@@ -356,7 +207,7 @@ class Localizer:
         if not todo:
             return
         workers = num_workers(self.config.extract.num_workers)
-        loader = DataLoader(Windows(todo, self.config.encoder.family), batch_size=None,
+        loader = DataLoader(Windows(todo, self.backbone), batch_size=None,
                             num_workers=min(workers, len(todo)), worker_init_fn=decoding_worker)
         writers = {}
         encoder = self.encoder()
@@ -384,7 +235,7 @@ class Localizer:
                     result.encoded = True
                     bar.update(1)
 
-    def _label(self, result: VideoResult, stored, names, text_audio, text_vision, decoding: Decoding) -> None:
+    def _label(self, result: VideoResult, stored, names, text_audio, text_vision, decoding: Decoder) -> None:
         meta, audio, vision = stored
         result.duration = meta["duration"]
         full = len(audio) // WINDOW * WINDOW
@@ -399,7 +250,7 @@ class Localizer:
                 if decoding.model is not None:
                     a, v = decoding.model(a, v)
                 sim_a, sim_v = cosine(a, text_audio), cosine(v, text_vision)
-                decoded = decode(decoding.strategy, sim_a.cpu().numpy(), sim_v.cpu().numpy())
+                decoded = decoding.decode(sim_a.cpu().numpy(), sim_v.cpu().numpy())
                 labels.append(decoded.segment_labels.reshape(-1))
                 p_audio.append(torch.softmax(LOGIT_SCALE * sim_a, dim=-1).reshape(-1, len(names)).cpu().numpy())
                 p_frame.append(torch.softmax(LOGIT_SCALE * sim_v, dim=-1).reshape(-1, len(names)).cpu().numpy())
@@ -412,41 +263,4 @@ class Localizer:
         result.confidence = confidence.tolist()
         result.events = events_of(result.labels, result.confidence, self.threshold)
 
-
-def write_outputs(folder: Path, results: list[VideoResult], classes: list[str], method: str, encoder: str,
-                  plots: bool = True) -> list[str]:
-    """events.json, segments.csv and one timeline PNG per video; returns the summary lines."""
-    folder = Path(folder)
-    atomic_write_json(folder / "events.json", {"classes": classes, "method": method, "encoder": encoder,
-                                               "videos": [r.record() for r in results]})
-    with open(folder / "segments.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["path", "segment", "start", "end", "label", "score"])
-        for r in results:
-            writer.writerows([r.path, t, t, t + 1, label, round(score, 4)]
-                             for t, (label, score) in enumerate(zip(r.labels, r.confidence)))
-    if plots:
-        from pipeline.plots import localization_figure, plt
-
-        (folder / "timelines").mkdir(exist_ok=True)
-        for i, r in enumerate(results):
-            if r.status == "ok" and r.labels:
-                fig = localization_figure(r.labels, r.confidence, classes, Path(r.path).name)
-                fig.savefig(folder / "timelines" / f"{i:04d}_{Path(r.path).stem}.png", dpi=110)
-                plt.close(fig)
-    lines = []
-    for r in results:
-        if r.status != "ok":
-            lines.append(f"{r.path}: {r.status} ({r.reason})")
-            continue
-        lines.append(f"{r.path}: {len(r.labels)} s, {len(r.events)} event(s)")
-        lines += [f"  {clock(e['start'])}-{clock(e['end'])}  {e['class']}  {e['score']:.2f}" for e in r.events]
-    return lines
-
-
-def clock(seconds: float) -> str:
-    """mm:ss, or h:mm:ss from an hour on."""
-    minutes, rest = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{rest:02d}" if hours else f"{minutes:02d}:{rest:02d}"
 

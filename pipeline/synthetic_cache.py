@@ -10,8 +10,8 @@ import numpy as np
 
 from data import audio_draws
 from data.annotations import NUM_SEGMENTS
-from data.feature_cache import FeatureCache, atomic_write_json
-from models.families import MODALITIES, family
+from data.feature_cache import MODALITIES, FeatureCache, atomic_write_json
+from models.families import family
 from pipeline.extraction import wanted_provenance
 
 

@@ -28,7 +28,8 @@ from data.feature_cache import FeatureCache, SplitFeatures
 from models.decoders import decode_fine_tuning
 from models.segment_encoder import resolve_device
 from models.similarity import cosine, segment_similarities
-from models.temporal import LAYOUT, TemporalModel, TemporalSettings, training_scores
+from models.temporal import (LAYOUT, TemporalModel, TemporalSettings, checkpoint_settings, load_checkpoint,
+                             model_from_checkpoint, training_scores)
 from pipeline.evaluate import Evaluation, cached_videos, class_texts, score, subset_counts
 from pipeline.extraction import ensure_features
 
@@ -147,31 +148,6 @@ def _save(path: Path, payload: dict) -> None:
     with writing(path, **RUN_MESSAGES):
         path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda handle: torch.save(payload, handle), **RUN_MESSAGES)
-
-
-def load_checkpoint(path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"checkpoint not found: {path}")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # a damaged file can make the unpickler raise anything
-        raise UserError(f"cannot read checkpoint {path}: {err}") from None
-
-
-def checkpoint_settings(checkpoint: dict, path) -> TemporalSettings:
-    """The temporal settings a checkpoint was trained with; a checkpoint of the earlier layout
-    (before the published forms) is refused rather than read with other semantics."""
-    if checkpoint.get("layout") != LAYOUT:
-        raise UserError(f"{path} holds temporal layers of an earlier layout (before the published cross/both "
-                        "forms, attention scale and shared initialisation); train it again with this version")
-    return TemporalSettings(**checkpoint["temporal"])
-
-
-def model_from_checkpoint(checkpoint: dict, device, path="checkpoint") -> TemporalModel:
-    model = TemporalModel(checkpoint["widths"], checkpoint_settings(checkpoint, path)).to(device)
-    model.load_state_dict(checkpoint["model"])
-    return model
 
 
 def per_subset_selection(history: list) -> dict:

@@ -24,8 +24,8 @@ from common import cli  # noqa: E402
 from common import config as config_io  # noqa: E402
 from common.schema import Config  # noqa: E402
 from data.annotations import AnnotationIndex  # noqa: E402
-from models.decoders import decode  # noqa: E402
 from models.similarity import cosine  # noqa: E402
+from models.strategies import decode  # noqa: E402
 from pipeline.evaluate import score  # noqa: E402
 from pipeline.synthetic_cache import make_synthetic_cache  # noqa: E402
 from tools.annotation_files import find_annotations  # noqa: E402

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import metrics  # noqa: E402
 from common import cli  # noqa: E402
 from data.annotations import AnnotationIndex  # noqa: E402
-from models.decoders import decode  # noqa: E402
+from models.strategies import decode  # noqa: E402
 from tools.annotation_files import find_annotations  # noqa: E402
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 
 from data.annotations import OTHER, AnnotationIndex
 from data.raw_videos import VIDEO_SUFFIXES
-from pipeline.localize import Decoding, Localizer, UsageError, VideoResult, find_videos
+from models import strategies
+from models.strategies import Decoder
+from pipeline.localize import Localizer, UsageError, VideoResult, find_videos
 
-RULES = {"training-free v01": "v01", "training-free v0": "v0"}
 MB = 10 ** 6
 
 
@@ -52,7 +53,11 @@ class Explorer:
         self.videos_given = videos  # as the user wrote it, for the page
         if self.videos is not None and not self.videos.is_dir():
             raise UsageError(f"--videos {videos}: no such folder")
-        self.decodings: dict[str, Decoding] = {label: localizer.decoding(rule) for label, rule in RULES.items()}
+        rules = sorted(strategies.names("similarities"), key=lambda name: name != strategies.DEFAULT)  # default first
+        self.decodings: dict[str, Decoder] = {}
+        for rule in rules:
+            decoder = localizer.decoding(rule)
+            self.decodings[decoder.name] = decoder
         for checkpoint in checkpoints:
             self.decodings[f"checkpoint {checkpoint}"] = localizer.decoding(checkpoint=checkpoint)
         self.max_upload_mb = max_upload_mb

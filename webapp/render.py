@@ -10,7 +10,7 @@ from html import escape
 import numpy as np
 
 from data.annotations import OTHER
-from pipeline.localize import clock
+from pipeline.localize_outputs import clock
 from webapp.explorer import Answer
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22")

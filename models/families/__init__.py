@@ -30,7 +30,6 @@ from types import ModuleType
 from common.errors import UserError
 
 FAMILIES = ("imagebind", "clip_clap")
-MODALITIES = ("audio", "vision")
 
 
 def family(name: str) -> ModuleType:

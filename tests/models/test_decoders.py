@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 import metrics
-from models.decoders import decode, fine_tuning_scores
+from models.decoders import fine_tuning_scores
+from models.strategies import decode
 
 
 def _ground_truth(golden):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from data.annotations import AnnotationIndex, VideoSet
-from models.decoders import decode
+from models.strategies import decode
 from pipeline import outputs, plots
 from pipeline.evaluate import score
 
