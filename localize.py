@@ -13,12 +13,15 @@ under runs/localize/). Exit status 0 when every video was localized, 1 when some
 
 from __future__ import annotations
 
+import csv
 import sys
 from pathlib import Path
 
 from common import cli
 from common.distributed import init_process, shutdown
+from common.errors import UserError
 from data.annotations import AnnotationIndex
+from data.embedding_store import STORE_DIR
 from models import strategies
 from models.families import family
 from pipeline.localize import Localizer, UsageError, class_list, find_videos
@@ -32,54 +35,93 @@ def class_names(args, config) -> list[str]:
     given = [bool(args.classes), bool(args.classes_file), args.benchmark_classes]
     if sum(given) != 1:
         raise UsageError("give the class names one way: --classes \"a,b\", --classes-file F or --benchmark-classes")
-    if args.classes:
-        return args.classes.split(",")
+    if args.classes:  # a name holding a comma is quoted: --classes '"hello, world",dog'
+        return next(csv.reader([args.classes], skipinitialspace=True))
     if args.classes_file:
-        path = Path(args.classes_file)
-        if not path.is_file():
-            raise UsageError(f"--classes-file {path}: no such file")
-        return [line for line in path.read_text().splitlines() if line.strip()]
+        return read_class_file(Path(args.classes_file))
     return list(AnnotationIndex.load(config.data.meta_csv, config.data.label_json).all_vocabulary.names[:-1])
+
+
+def read_class_file(path: Path) -> list[str]:
+    """UTF-8 (a byte-order mark is allowed), one name per line; blank lines and lines starting
+    with ``#`` are left out."""
+    if not path.is_file():
+        raise UsageError(f"--classes-file {path}: no such file")
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise UsageError(f"--classes-file {path} is not UTF-8 (byte {err.start} is {err.object[err.start]:#04x}); "
+                         "save it as UTF-8") from None
+    lines = (line.strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def open_output(args, config) -> RunWriter:
+    """The output folder, checked and taken before any work: not a file, writable, without results."""
+    if args.output is None:
+        return RunWriter.for_evaluation(Path(config.output.root) / "localize", None, "localize", "events.json")
+    output = Path(args.output)
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"--output {output} is a file; give a folder")
+    if (output / "events.json").exists():
+        raise UsageError(f"--output {output} already holds the results of another localization; give another "
+                         "folder (or delete that one)")
+    return RunWriter.for_evaluation(output.parent, output.name, output.name, "events.json", key="--output")
 
 
 def main(argv=None) -> None:
     parser = cli.parser_with_config(__doc__, DEFAULT_CONFIG, list_overrides=False)
     parser.add_argument("videos", nargs="+", metavar="VIDEO_OR_FOLDER")
-    parser.add_argument("--classes", help="comma-separated class names")
-    parser.add_argument("--classes-file", help="one class name per line")
+    parser.add_argument("--classes", help="comma-separated class names (quote a name holding a comma)")
+    parser.add_argument("--classes-file", help="UTF-8, one class name per line; # starts a comment line")
     parser.add_argument("--benchmark-classes", action="store_true", help="OV-AVEBench's 67 class names")
     parser.add_argument("--checkpoint", help="a fine-tuning checkpoint (temporal layers + v1 scoring)")
-    parser.add_argument("--strategy", default=strategies.DEFAULT, choices=strategies.names("similarities"),
-                        help=f"training-free rule (default {strategies.DEFAULT})")
-    parser.add_argument("--threshold", type=float, default=0.0, help="drop events scoring below this")
+    parser.add_argument("--strategy", choices=strategies.names("similarities"),
+                        help=f"training-free rule (default {strategies.DEFAULT}; not with --checkpoint)")
+    parser.add_argument("--threshold", type=float, default=0.0, help="drop events scoring below this, in [0, 1]")
     parser.add_argument("--output", help="output folder (default: a new folder under runs/localize/)")
     args = cli.parse(parser, argv)
     config = cli.load_config(args)
+    if args.checkpoint and args.strategy:
+        raise UsageError(f"--strategy {args.strategy} is a training-free rule; a --checkpoint is decoded by its "
+                         f"own strategy ({', '.join(strategies.names('checkpoint'))}): leave one of them out")
     names = class_list(class_names(args, config))  # stripped and checked, as the localizer uses them
     process = init_process()
+    writer = None
     try:
-        localizer = Localizer(config, args.checkpoint, args.strategy, args.threshold, process)
+        failure = None
+        if process.is_main:
+            try:
+                writer = open_output(args, config)
+            except UserError as err:
+                failure = err
+        if process.share(None if failure is None else str(failure)) is not None:
+            raise failure or UsageError("the output folder could not be taken (see rank 0)")
+        localizer = Localizer(config, args.checkpoint, args.strategy or strategies.DEFAULT, args.threshold, process)
         mine = localizer.localize(args.videos, names)
         everything = process.gather(mine)
         if not process.is_main:
             return
         order = {str(path): i for i, path in enumerate(find_videos(args.videos))}
         results = sorted((r for share in everything for r in share), key=lambda r: order[r.path])
-        output = Path(args.output) if args.output else None
-        root, derived = (output.parent, output.name) if output else (Path(config.output.root) / "localize", "localize")
-        with RunWriter.for_evaluation(root, output.name if output else None, derived, "events.json") as writer, \
-                writer.log():
+        with writer.log():
             encoder = family(config.encoder.family).describe(config)
             lines = write_outputs(writer.folder, results, names + ["other"], localizer.method, encoder,
-                                  config.output.plots)
+                                  args.threshold, config.output.plots)
             writer.write_config(config)
             print("\n".join(lines))
             print(f"outputs: {writer.folder}")
         failed = [r for r in results if r.status != "ok"]
         if failed:
-            print(f"{len(failed)} of {len(results)} videos could not be localized", file=sys.stderr)
+            print(f"{len(failed)} of {len(results)} videos could not be localized in full", file=sys.stderr)
             sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the videos encoded so far are kept in {Path(config.cache.dir) / STORE_DIR} (a video "
+              "cut short resumes where it stopped); run the same command again to continue", file=sys.stderr)
+        sys.exit(130)
     finally:
+        if writer is not None:
+            writer.lock.release()
         shutdown(process)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from common import cli
 from models.families import family
 from pipeline.outputs import RunWriter, run_name
-from pipeline.training import Trainer, evaluate_checkpoint
+from pipeline.training import Trainer, evaluate_checkpoint, usable_checkpoint
 
 DEFAULT_CONFIG = "configs/v1_fine_tuning.yaml"
 
@@ -38,9 +38,10 @@ def checkpoint_run_name(checkpoint) -> str:
 
 def evaluate(config, checkpoint) -> None:
     split = config.eval.split
+    state = usable_checkpoint(config, checkpoint)  # before any folder or extraction
     derived = run_name(checkpoint_run_name(checkpoint), split)
     with RunWriter.for_evaluation(config.output.root, config.output.name, derived) as writer, writer.log():
-        result = evaluate_checkpoint(config, checkpoint, split)
+        result = evaluate_checkpoint(config, checkpoint, split, state)
         if result.settings != config.temporal:
             print(f"temporal settings come from {checkpoint}, not from the config")
         config = dataclasses.replace(config, temporal=result.settings)  # record what was evaluated

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from pathlib import Path
 
 from common import config as config_io
 from common.errors import UserError
@@ -45,8 +46,20 @@ def parse(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
     return args
 
 
+TOOLKIT = Path(__file__).resolve().parents[1]
+
+
+def config_path(path) -> Path:
+    """A config file as given, or, when no such file is here, the toolkit's own of that name
+    (``configs/localize.yaml`` works from any directory)."""
+    path = Path(path)
+    if not path.exists() and not path.is_absolute() and (TOOLKIT / path).is_file():
+        return TOOLKIT / path
+    return path
+
+
 def load_config(args: argparse.Namespace, extra_overrides=()) -> Config:
-    return config_io.load(Config, args.config, list(args.overrides) + list(extra_overrides))
+    return config_io.load(Config, config_path(args.config), list(args.overrides) + list(extra_overrides))
 
 
 def run(main) -> None:

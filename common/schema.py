@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ PositiveInt = Annotated[int, Range(1)]
 NonNegativeInt = Annotated[int, Range(0)]
 PositiveFloat = Annotated[float, Range(0, low_open=True)]
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+RANDOM_CHECKPOINT = "random"  # encoder.checkpoint value for seeded random weights (demo, tests)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,19 @@ class EncoderConfig:
     text_template_audio: Optional[str] = None  # for scoring the audio; null = text_template
     text_template_vision: Optional[str] = None  # for scoring the frames; null = text_template
 
+    def __post_init__(self):
+        for key in ("text_template", "text_template_audio", "text_template_vision"):
+            template = getattr(self, key)
+            if template is None:
+                continue
+            try:
+                fits = template.count("{}") == 1 and template.format("x") == template.replace("{}", "x")
+            except (IndexError, KeyError, ValueError):
+                fits = False
+            if not fits:
+                raise InvalidValue(key, f"{template!r} must hold exactly one {{}} where the class name goes (and no "
+                                        "other braces), e.g. \"a video of {}\"")
+
     def template(self, modality: str) -> str:
         own = self.text_template_audio if modality == "audio" else self.text_template_vision
         return self.text_template if own is None else own
@@ -42,7 +57,7 @@ class EncoderConfig:
 
 @dataclass(frozen=True)
 class CacheConfig:
-    dir: str = "cache/imagebind_huge"
+    dir: Optional[str] = None  # null: cache/<family>_<size>[_<precision>][_<dtype>][_random], see Config
     dtype: Literal["float16", "float32"] = "float32"  # float32: as the published pipeline; float16: half the disk
 
 
@@ -139,5 +154,19 @@ class Config:
     device: str = "auto"  # auto = CUDA when present; cpu; cuda; cuda:1
 
     def __post_init__(self):
+        if self.cache.dir is None:  # frozen: set once, here
+            object.__setattr__(self, "cache", dataclasses.replace(self.cache, dir=default_cache_dir(self)))
         if not DEVICE_PATTERN.fullmatch(self.device):
             raise InvalidValue("device", f"{self.device!r} is not a device; choose auto, cpu, cuda or cuda:<index>")
+
+
+def default_cache_dir(config: Config) -> str:
+    """A folder per encoder identity, so that a try with random weights (or another precision or
+    storage type) never meets the real weights' cache: ``cache/imagebind_huge`` for the defaults,
+    ``cache/imagebind_tiny_random`` for ``encoder.size=tiny encoder.checkpoint=random``."""
+    encoder = config.encoder
+    parts = [encoder.family, encoder.size]
+    parts += [encoder.precision] if encoder.precision != "fp32" else []
+    parts += [config.cache.dtype] if config.cache.dtype != "float32" else []
+    parts += ["random"] if RANDOM_CHECKPOINT in (encoder.checkpoint, encoder.audio_checkpoint) else []
+    return f"cache/{'_'.join(parts)}"

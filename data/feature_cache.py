@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import hashlib
 import json
 import os
@@ -40,11 +41,11 @@ import numpy as np
 from common import files
 from common.config import differences
 from common.errors import UserError
+from common.schema import RANDOM_CHECKPOINT
 from data.annotations import NUM_SEGMENTS
 
 MODALITIES = ("audio", "vision")  # the segment arrays of a split, in this order
 FORMAT_VERSION = 2  # 2: per-modality text and widths, model identities per file, per-modality preprocessing
-RANDOM_CHECKPOINT = "random"  # encoder.checkpoint value for seeded random weights (demo, tests)
 PROVENANCE_FILE = "provenance.json"
 TEXT_DIR = "text"
 WORK_DIR = ".work"
@@ -125,6 +126,18 @@ def provenance_differences(cached: dict, wanted: dict) -> list[str]:
 
 
 # --- reading -----------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def text_lock(folder: Path):
+    """Held while a text table is read and replaced: writers from several processes (extraction,
+    localizers, the web app) wait for each other instead of dropping each other's names."""
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
 
 @dataclass
 class SplitFeatures:
@@ -283,16 +296,19 @@ class FeatureCache:
         return matrix
 
     def write_text(self, names, embeddings: np.ndarray, template: str, modality: str, dtype: str) -> None:
-        """Add class-name embeddings for ``template`` and ``modality``, keeping the ones there."""
-        table = self._text_table(template, modality)
-        table.update(zip(names, embeddings))
-        ordered = sorted(table)
-        matrix = np.stack([table[name] for name in ordered]).astype(dtype)
+        """Add class-name embeddings for ``template`` and ``modality``, keeping the ones there
+        (also those another process adds at the same moment: the table is read and replaced under
+        a lock)."""
         path = self.text_path(template, modality)
         with writing(path):
             path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda f: np.savez(f, template=np.array(template), names=np.array(ordered, dtype=str),
-                                              embeddings=matrix))
+        with writing(path), text_lock(path.parent):
+            table = self._text_table(template, modality)
+            table.update(zip(names, embeddings))
+            ordered = sorted(table)
+            matrix = np.stack([table[name] for name in ordered]).astype(dtype)
+            atomic_write(path, lambda f: np.savez(f, template=np.array(template), names=np.array(ordered, dtype=str),
+                                                  embeddings=matrix))
 
     def work_dir(self, split: str) -> Path:
         return self.root / WORK_DIR / split

@@ -1,6 +1,7 @@
 """Turn raw videos into the OV-AVEBench layout with PyAV: for each video, 10 frames (the frame
-on screen at the middle of each 1-second segment, t = 0.5, 1.5, ..., 9.5 s) saved as PNG, and
-the first 10 s of audio as a 16 kHz mono 16-bit WAV (zero-padded if the track ends early).
+on screen at the middle of each 1-second segment, t = 0.5, 1.5, ..., 9.5 s, turned as a player
+shows it) saved as PNG, and the sound of those 10 s as a 16 kHz mono 16-bit WAV (silence where
+the track starts late or ends early). Times are on the file's clock (data/video_segments.py).
 
 A video whose picture lasts less than 10 s, that has no audio track or that cannot be
 decoded is not written; it is reported with the reason. Outputs are written to temporary
@@ -9,6 +10,7 @@ names and renamed, so an interrupted preparation resumes without half-written vi
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 from dataclasses import dataclass
@@ -20,10 +22,11 @@ import soundfile
 
 from data.annotations import NUM_SEGMENTS
 from data.preprocess import IMAGE_SUFFIXES
-from data.video_segments import SAMPLE_RATE, FramesBySecond, audio_samples
+from data.video_segments import SAMPLE_RATE, VideoSeconds
 
 SECONDS = NUM_SEGMENTS  # one segment per second
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".mts", ".m2ts", ".3gp", ".ts", ".mpg", ".mpeg",
+                  ".wmv", ".flv", ".ogv")
 FRAME_TIMES = tuple(i + 0.5 for i in range(NUM_SEGMENTS))  # where data/video_segments.py takes the frames
 
 
@@ -47,21 +50,14 @@ def outputs_complete(wav: Path, frames: Path) -> bool:
         [p for p in frames.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES]) == NUM_SEGMENTS
 
 
-def _frames(container) -> list:
-    """The frame on screen at each segment's midpoint: the first ten seconds of the stream."""
-    seconds = FramesBySecond(container, limit=NUM_SEGMENTS)
-    frames = [frame for _, frame in seconds]
-    if len(frames) < NUM_SEGMENTS:
-        raise Unusable("too_short", f"the picture lasts {seconds.picture_end:.2f} s; {SECONDS} s are needed")
-    return [frame.to_image() for frame in frames]
-
-
-def _audio(container) -> np.ndarray:
-    """The first 10 s of audio at 16 kHz mono int16, zero-padded if the track ends early."""
-    total = SECONDS * SAMPLE_RATE
-    pieces = list(audio_samples(container, limit_samples=total))
-    samples = np.concatenate(pieces) if pieces else np.zeros(0, np.int16)
-    return np.pad(samples[:total], (0, max(0, total - samples.size)))
+def _first_seconds(pictures, sounds) -> tuple[list, np.ndarray]:
+    """The first ten seconds of picture on the file's clock (data/video_segments.py): each one's
+    frame as a player shows it, and their sound (silence where there is none)."""
+    seconds = VideoSeconds(pictures, sounds, require_sound=False)
+    segments = list(itertools.islice(seconds, NUM_SEGMENTS))
+    if len(segments) < NUM_SEGMENTS or segments[-1].index != segments[0].index + NUM_SEGMENTS - 1:
+        raise Unusable("too_short", f"the picture lasts {seconds.picture_length:.2f} s; {SECONDS} s are needed")
+    return [s.image() for s in segments], np.concatenate([s.samples for s in segments])
 
 
 def prepare_video(source: Path, wav: Path, frames: Path) -> Outcome:
@@ -70,14 +66,12 @@ def prepare_video(source: Path, wav: Path, frames: Path) -> Outcome:
     if outputs_complete(wav, frames):
         return Outcome(vid, "done_before")
     try:
-        with av.open(str(source)) as container:
-            if not container.streams.video:
+        with av.open(str(source)) as pictures, av.open(str(source)) as sounds:
+            if not pictures.streams.video:
                 raise Unusable("undecodable", "no video stream")
-            if not container.streams.audio:
+            if not pictures.streams.audio:
                 raise Unusable("no_audio", "no audio track")
-            images = _frames(container)
-        with av.open(str(source)) as container:
-            samples = _audio(container)
+            images, samples = _first_seconds(pictures, sounds)
     except Unusable as err:
         return Outcome(vid, err.status, str(err))
     except (av.FFmpegError, OSError, ValueError, IndexError) as err:

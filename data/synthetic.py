@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -98,10 +99,13 @@ def make_synthetic_benchmark(root, spec: SyntheticSpec = SyntheticSpec(), write_
 
 
 def write_video(path, pictures, sound=None, fps: int = 5, sample_rate: int = 48000, layout: str = "mono",
-                codec: str = "libx264", audio_codec: str = "aac") -> None:
+                codec: str = "libx264", audio_codec: str = "aac", picture_start: float = 0.0,
+                sound_start: float = 0.0, rotation: int = 0, hflip: bool = False) -> None:
     """A video file (tests, benchmarks) from ``pictures``, one ``[H, W, 3]`` uint8 array per
     frame, and ``sound``, float32 arrays ``[channels, n]`` at ``sample_rate`` in any chunking
-    (None: no audio track). Both may be generators, so long videos are never held whole."""
+    (None: no audio track). Both may be generators, so long videos are never held whole.
+    ``picture_start`` / ``sound_start``: where each stream starts on the container's clock;
+    ``rotation`` (degrees counter-clockwise) and ``hflip``: the display matrix a phone writes."""
     import itertools
 
     import av
@@ -113,19 +117,26 @@ def write_video(path, pictures, sound=None, fps: int = 5, sample_rate: int = 480
     with av.open(str(path), "w") as out:
         video = out.add_stream(codec, rate=fps)
         video.width, video.height, video.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
+        if rotation or hflip:
+            video.set_display_rotation(rotation, hflip=hflip)
         audio = None
         if sound is not None:  # every stream before the first packet
             audio = out.add_stream(audio_codec, rate=sample_rate)
             audio.layout = layout
-        for picture in itertools.chain([first], pictures):
-            out.mux(video.encode(av.VideoFrame.from_ndarray(picture, format="rgb24")))
+        first_pts = round(picture_start * fps)
+        for i, picture in enumerate(itertools.chain([first], pictures)):
+            frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
+            frame.pts, frame.time_base = first_pts + i, Fraction(1, fps)
+            out.mux(video.encode(frame))
         out.mux(video.encode())
         if audio is not None:
+            written = round(sound_start * sample_rate)
             for chunk in sound:
                 for start in range(0, chunk.shape[1], 960):
                     frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk[:, start:start + 960]),
                                                        format="fltp", layout=layout)
-                    frame.sample_rate = sample_rate
+                    frame.sample_rate, frame.pts, frame.time_base = sample_rate, written, Fraction(1, sample_rate)
+                    written += frame.samples
                     out.mux(audio.encode(frame))
             out.mux(audio.encode())
 

@@ -4,7 +4,7 @@ prepared for a family's encoder in a decoding worker: memory does not grow with 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import av
@@ -13,14 +13,19 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from data.annotations import NUM_SEGMENTS
-from data.video_segments import FramesBySecond, audio_by_second
+from data.video_segments import VideoSeconds
 
 WINDOW = NUM_SEGMENTS  # seconds decoded together: one benchmark clip
 
 
+PARTIAL_GAP = 1.0  # seconds of declared length that may not decode before a file counts as cut
+
+
 @dataclass
 class Window:
-    """Consecutive seconds of one video, prepared for the encoder (or why the video failed)."""
+    """Consecutive segments of one video, prepared for the encoder (or why the video failed).
+    The last window of a video carries its duration and status: ``ok``, or ``partial`` when the
+    decodable content stops well short of what the container declares (its segments still count)."""
 
     video: int
     audio: torch.Tensor | None
@@ -29,12 +34,16 @@ class Window:
     status: str = "ok"
     reason: str = ""
     duration: float = 0.0
+    starts: list = field(default_factory=list)  # each segment's start, in whole seconds on the file's clock
+    first: int = 0  # how many segments of the video come before this window
 
 
-def video_windows(video: int, path: Path, backbone) -> Iterator[Window]:
-    """Yield the video's windows of ``WINDOW`` seconds, prepared by ``backbone.audio_window`` and
-    ``backbone.frame_window`` (a family's); a video that cannot be used yields one
-    Window saying why (not_a_video, no_picture, no_audio, too_short, undecodable)."""
+def video_windows(video: int, path: Path, backbone, skip: int = 0) -> Iterator[Window]:
+    """Yield the video's windows of ``WINDOW`` segments, prepared by ``backbone.audio_window`` and
+    ``backbone.frame_window`` (a family's), from segment ``skip`` on (a multiple of ``WINDOW``:
+    those before were kept by an interrupted run; they are decoded, not prepared); a video that
+    cannot be used yields one Window saying why (not_a_video, no_picture, no_audio, too_short,
+    undecodable)."""
     try:
         pictures, sounds = av.open(str(path)), av.open(str(path))
     except (av.FFmpegError, OSError, ValueError) as err:
@@ -49,41 +58,59 @@ def video_windows(video: int, path: Path, backbone) -> Iterator[Window]:
             if not sounds.streams.audio:
                 yield Window(video, None, None, True, "no_audio", "no audio track")
                 return
-            frames = FramesBySecond(pictures)
-            seconds = zip(frames, audio_by_second(sounds))
-            images, samples, count = [], [], 0
-            for (_, frame), (_, audio) in seconds:
-                images.append(frame.to_image())
-                samples.append(audio)
+            seconds = VideoSeconds(pictures, sounds)
+            segments, count = [], 0
+            for segment in seconds:
                 count += 1
-                if len(images) == WINDOW:
-                    yield _window(video, backbone, images, samples, False)
-                    images, samples = [], []
+                if count <= skip:
+                    continue
+                segments.append(segment)
+                if len(segments) == WINDOW:
+                    yield _window(video, backbone, segments, False, count - WINDOW)
+                    segments = []
             if count == 0:
+                if seconds.error is not None:
+                    raise seconds.error
                 yield Window(video, None, None, True, "too_short",
                              "less than one whole second in which both picture and sound exist")
                 return
-            window = _window(video, backbone, images, samples, True) if images else Window(video, None, None, True)
-            window.duration = round(frames.picture_end, 3)
+            window = (_window(video, backbone, segments, True, count - len(segments)) if segments
+                      else Window(video, None, None, True, first=count))
+            window.duration = round(seconds.duration, 3)
+            window.status, window.reason = _completeness(seconds)
             yield window
     except (av.FFmpegError, OSError, ValueError, IndexError) as err:
         yield Window(video, None, None, True, "undecodable", f"decoding {path} failed: {type(err).__name__}: {err}")
 
 
-def _window(video: int, backbone, images, samples, last: bool) -> Window:
-    waveform = np.concatenate(samples).astype(np.float32) / 32768  # as a 16-bit WAV reads back
-    return Window(video, backbone.audio_window(waveform), backbone.frame_window(images), last)
+def _completeness(seconds: VideoSeconds) -> tuple[str, str]:
+    """``partial``, with the declared and decoded lengths, when the picture and sound stop well
+    short of what the container declares (a cut or damaged file)."""
+    declared = seconds.declared
+    if declared is not None and seconds.end < declared - PARTIAL_GAP:
+        error = f"; {type(seconds.error).__name__}: {seconds.error}" if seconds.error is not None else ""
+        return "partial", (f"the container declares {declared:.1f} s but picture and sound stop at "
+                           f"{seconds.end:.1f} s (a cut or damaged file); the decodable seconds were localized{error}")
+    return "ok", ""
+
+
+def _window(video: int, backbone, segments, last: bool, first: int) -> Window:
+    waveform = np.concatenate([s.samples for s in segments]).astype(np.float32) / 32768  # as a 16-bit WAV reads back
+    images = [s.image() for s in segments]
+    return Window(video, backbone.audio_window(waveform), backbone.frame_window(images), last,
+                  starts=[s.index for s in segments], first=first)
 
 
 class Windows(IterableDataset):
-    """The videos to encode, each decoded window by window by one worker process."""
+    """The videos to encode (``(video, path, segments to skip)``), each decoded window by window
+    by one worker process."""
 
-    def __init__(self, jobs: list[tuple[int, Path]], backbone):
+    def __init__(self, jobs: list[tuple[int, Path, int]], backbone):
         self.jobs = jobs
         self.audio_window, self.frame_window = backbone.audio_window, backbone.frame_window  # picklable
 
     def __iter__(self):
         info = get_worker_info()
         mine = self.jobs if info is None else self.jobs[info.id::info.num_workers]
-        for video, path in mine:
-            yield from video_windows(video, path, self)
+        for video, path, skip in mine:
+            yield from video_windows(video, path, self, skip)

@@ -94,9 +94,14 @@ def fine_tuning_scores(sim_audio_text, sim_visual_text, fusion: str = "geometric
         return (score - low) / (high - low)
 
 
-def decode_fine_tuning(sim_audio_text, sim_visual_text, fusion: str = "geometric") -> Decoded:
-    """The published fine-tuning decoder (``v1``): per-segment argmax of the fused score."""
+def decode_fine_tuning(sim_audio_text, sim_visual_text, fusion: str = "geometric",
+                       no_evidence: str = "first") -> Decoded:
+    """The published fine-tuning decoder (``v1``): per-segment argmax of the fused score.
+    ``no_evidence``: what a segment whose scores cannot be normalised (all <= 0) gets: ``first``,
+    class 0 as published, or ``background``."""
     scores = fine_tuning_scores(sim_audio_text, sim_visual_text, fusion)
     # np.argmax returns the first NaN when there is one, like torch.argmax: class 0.
     labels = scores.argmax(axis=2).astype(np.int64)
+    if no_evidence == "background":
+        labels[np.isnan(scores).all(axis=2)] = scores.shape[2] - 1
     return Decoded(labels, labels_to_matrix(labels, scores.shape[2]))

@@ -182,14 +182,24 @@ def training_scores(sim_audio: torch.Tensor, sim_visual: torch.Tensor, settings:
     return fused_scores(sim_audio, sim_visual, settings.fusion, normalise=normalise)
 
 
+CHECKPOINT_KEYS = ("model", "temporal", "widths")
+
+
 def load_checkpoint(path) -> dict:
+    """A fine-tuning checkpoint (what train.py writes); anything else is one clear message."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
+    what = (f"a fine-tuning checkpoint is a torch file that train.py writes (runs/<run>/checkpoints/best.pt), "
+            f"holding {', '.join(CHECKPOINT_KEYS)} and the config it was trained with")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # a damaged file can make the unpickler raise anything
-        raise UserError(f"cannot read checkpoint {path}: {err}") from None
+        raise UserError(f"{path} is not a readable fine-tuning checkpoint ({type(err).__name__}); {what}") from None
+    if not isinstance(checkpoint, dict) or not all(key in checkpoint for key in CHECKPOINT_KEYS):
+        raise UserError(f"{path} is not a fine-tuning checkpoint (a bare state dict or another model's file); "
+                        f"{what}")
+    return checkpoint
 
 
 def checkpoint_settings(checkpoint: dict, path) -> TemporalSettings:

@@ -9,6 +9,7 @@ GPUs and nodes (sharing the cache folder) produce the same cache as one process.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import errno
 import json
@@ -289,7 +290,7 @@ def _check_free_space(root: Path, videos: int, widths: int, dtype: str) -> None:
                          f"needed, {free / 1e9:.1f} GB free. Free space or choose another cache.dir.")
 
 
-def _prepare_cache(config: Config, cache: FeatureCache) -> None:
+def prepare_cache(config: Config, cache: FeatureCache) -> None:
     """Check an existing cache against this run, or give a new one its provenance."""
     remembered = cache.provenance().get("models") if cache.exists() else None
     wanted = wanted_provenance(config, remembered)
@@ -297,10 +298,16 @@ def _prepare_cache(config: Config, cache: FeatureCache) -> None:
         cache.check(wanted)
         present = {name: file for name, file in wanted["models"].items() if file is not None}
         if any((remembered or {}).get(name) != file for name, file in present.items()):
-            # remember the hashes for the files as they are now (size and mtime)
-            atomic_write_json(cache.provenance_path,
-                              {**cache.provenance(), "models": {**(remembered or {}), **present}})
+            # remember the hashes for the files as they are now (size and mtime); a read-only
+            # cache is still read, its hashes computed again next time
+            with contextlib.suppress(UserError):
+                atomic_write_json(cache.provenance_path,
+                                  {**cache.provenance(), "models": {**(remembered or {}), **present}})
         return
+    with writing(cache.root):
+        if cache.root.exists() and not cache.root.is_dir():
+            raise CacheError(f"cache.dir {cache.root} is a file, not a folder")
+        cache.root.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cache.provenance_path, {**wanted, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                               "code_version": code_version(), "torch": torch.__version__})
 
@@ -320,7 +327,7 @@ def claim_cache(config: Config, cache: FeatureCache, process: Process, refresh) 
     if process.is_main:
         try:
             lock = cache_lock(cache)
-            _prepare_cache(config, cache)
+            prepare_cache(config, cache)
             for split in refresh:
                 cache.remove_split(split)
         except UserError as err:

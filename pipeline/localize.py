@@ -12,10 +12,15 @@ consecutive 10 s windows (the last one shorter): a 10 s video is exactly one ben
 Confidence of a segment labelled c: sqrt(p_audio(c) * p_frame(c)), where p is the softmax over
 the classes (``other`` included) of 100 x the cosine similarities (CLIP's logit scale) of the
 segment's audio and frame embeddings (after the temporal layers, with a checkpoint). An event is
-a maximal run of seconds with one label other than ``other``; its score is the mean confidence.
+a maximal run of consecutive seconds with one label other than ``other``; its score is the mean
+confidence. With a checkpoint, a second whose every fused score is <= 0 (no evidence for any class)
+is ``other`` here; the benchmark keeps the published rule (class 0).
 
 Segment embeddings are kept per video file (``<cache.dir>/videos/<sha256 of the file>/``), so
-asking the same videos about other words encodes only the new class names: one Localizer answers
+asking the same videos about other words encodes only the new class names, and any number of
+processes share the store (data/embedding_store.py: each video encoded once, by the process that
+claims it; a killed encoding resumes). Files with the same bytes are encoded once and reported
+under each name; a path given twice is one input. One Localizer answers
 any number of queries, each with its own words and its own decoding (models/strategies). Videos
 are streamed by data/video_windows.py, kept by data/embedding_store.py, and written out by
 pipeline/localize_outputs.py.
@@ -23,6 +28,7 @@ pipeline/localize_outputs.py.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,18 +40,18 @@ from tqdm import tqdm
 from common.distributed import Process
 from common.errors import UserError
 from data.annotations import OTHER
-from data.embedding_store import EmbeddingStore
-from data.feature_cache import FeatureCache, file_sha256
-from data.loading import decoding_worker, num_workers
+from data.embedding_store import EmbeddingStore, StoredVideo
+from data.feature_cache import CacheError, FeatureCache, file_sha256
+from data.loading import decoding_worker, forking_workers, num_workers
 from data.raw_videos import VIDEO_SUFFIXES
-from data.video_windows import WINDOW, Windows
+from data.video_windows import WINDOW, Window, Windows
 from models import strategies
 from models.families import family
 from models.segment_encoder import resolve_device
 from models.similarity import cosine
 from models.strategies import Decoder
 from pipeline.evaluate import class_texts
-from pipeline.extraction import claim_cache, missing_text, write_missing_text
+from pipeline.extraction import missing_text, prepare_cache, write_missing_text
 
 LABEL_BATCH = 256  # windows labelled per model call: bounds memory for hours of video
 LOGIT_SCALE = 100.0  # temperature of the confidence softmax (CLIP's logit scale)
@@ -55,8 +61,14 @@ class UsageError(UserError):
     """A mistake in how the localizer was called (exit status 2)."""
 
 
+def same_name(name: str) -> str:
+    """Names that differ only in case or spacing are the same class."""
+    return " ".join(name.split()).casefold()
+
+
 def class_list(names) -> list[str]:
-    """The user's class names, checked: none empty, no duplicate, ``other`` reserved."""
+    """The user's class names, checked: none empty, no duplicate (ignoring case and spacing),
+    ``other`` reserved."""
     names = [str(name).strip() for name in names]
     if not names:
         raise UsageError("no class names given: pass --classes \"dog barking,car horn\", --classes-file or "
@@ -64,43 +76,60 @@ def class_list(names) -> list[str]:
     for name in names:
         if not name:
             raise UsageError(f"an empty class name in {names!r}")
-        if name == OTHER:
-            raise UsageError(f"{OTHER!r} is the background class; it is always added, leave it out")
-    duplicates = sorted({name for name in names if names.count(name) > 1})
+        if same_name(name) == OTHER:
+            spelled = "" if name == OTHER else f" (given as {name!r})"
+            raise UsageError(f"{OTHER!r} is the background class; it is always added, leave it out{spelled}")
+    spellings: dict[str, list[str]] = {}
+    for name in names:
+        spellings.setdefault(same_name(name), []).append(name)
+    duplicates = [" = ".join(repr(s) for s in dict.fromkeys(group)) for group in spellings.values() if len(group) > 1]
     if duplicates:
-        raise UsageError(f"duplicate class name(s): {', '.join(repr(d) for d in duplicates)}")
+        raise UsageError(f"duplicate class name(s): {', '.join(duplicates)} (case and spacing do not count)")
     return names
 
 
 def find_videos(paths) -> list[Path]:
-    """Files as given, folders searched recursively for video files, in a stable order."""
-    found = []
+    """Files as given, folders searched recursively for video files, in a stable order; a file
+    reached twice is one input. No video at all is a usage error."""
+    found, seen = [], set()
     for path in map(Path, paths):
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+            candidates = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
         elif path.exists():
-            found.append(path)
+            candidates = [path]
         else:
             raise UsageError(f"no such file or folder: {path}")
+        for candidate in candidates:
+            if candidate.resolve() not in seen:
+                seen.add(candidate.resolve())
+                found.append(candidate)
+    if not found:
+        raise UsageError(f"no video in {', '.join(str(p) for p in paths)} (looked for "
+                         f"{', '.join(VIDEO_SUFFIXES)})")
     return found
 
 
 @dataclass
 class VideoResult:
     path: str
-    status: str = "ok"
+    status: str = "ok"  # ok, partial (localized, but the file stops short), or why it was not localized
     reason: str = ""
     duration: float = 0.0
     encoded: bool = False
-    labels: list = field(default_factory=list)  # class name per second
-    confidence: list = field(default_factory=list)  # per second, in [0, 1]
+    starts: list = field(default_factory=list)  # each segment's start, in seconds on the file's clock
+    labels: list = field(default_factory=list)  # class name per segment
+    confidence: list = field(default_factory=list)  # per segment, in [0, 1]
     events: list = field(default_factory=list)  # {"class", "start", "end", "score"}
-    # Per second and class (``other`` last): the softmax of 100 x cosine, audio and frame.
+    # Per segment and class (``other`` last): the softmax of 100 x cosine, audio and frame.
     audio_probability: np.ndarray | None = None
     frame_probability: np.ndarray | None = None
 
+    @property
+    def localized(self) -> bool:
+        return self.status in ("ok", "partial")
+
     def class_confidence(self, k: int) -> np.ndarray:
-        """sqrt(p_audio * p_frame) of class column ``k`` at every second."""
+        """sqrt(p_audio * p_frame) of class column ``k`` at every segment."""
         return np.sqrt(self.audio_probability[:, k] * self.frame_probability[:, k])
 
     def record(self) -> dict:
@@ -108,16 +137,20 @@ class VideoResult:
                 "segments": len(self.labels), "encoded": self.encoded, "events": self.events}
 
 
-def events_of(labels: list[str], confidence: list[float], threshold: float) -> list[dict]:
-    events, start = [], 0
+def events_of(labels: list[str], confidence: list[float], threshold: float, starts: list[int] | None = None
+              ) -> list[dict]:
+    """Maximal runs of consecutive seconds with one label other than ``other``, scoring at least
+    ``threshold`` (their mean confidence)."""
+    starts = list(range(len(labels))) if starts is None else starts
+    events, first = [], 0
     for t in range(1, len(labels) + 1):
-        if t == len(labels) or labels[t] != labels[start]:
-            if labels[start] != OTHER:
-                score = float(np.mean(confidence[start:t]))
+        if t == len(labels) or labels[t] != labels[first] or starts[t] != starts[t - 1] + 1:
+            if labels[first] != OTHER:
+                score = float(np.mean(confidence[first:t]))
                 if score >= threshold:
-                    events.append({"class": labels[start], "start": float(start), "end": float(t),
-                                   "score": round(score, 4)})
-            start = t
+                    events.append({"class": labels[first], "start": float(starts[first]),
+                                   "end": float(starts[t - 1] + 1), "score": round(score, 4)})
+            first = t
     return events
 
 
@@ -127,6 +160,9 @@ class Localizer:
 
     def __init__(self, config, checkpoint=None, strategy: str = strategies.DEFAULT, threshold: float = 0.0,
                  process: Process | None = None):
+        if not 0 <= threshold <= 1:  # also NaN
+            raise UsageError(f"--threshold {threshold}: an event's score is a confidence in [0, 1]; choose a "
+                             "threshold in that range")
         self.config, self.threshold = config, threshold
         self.process = process or Process()
         self.backbone = family(config.encoder.family)
@@ -152,12 +188,19 @@ class Localizer:
         if checkpoint not in self._decodings:
             [name] = strategies.names("checkpoint")
             decoder = strategies.strategy(name).decoder(checkpoint, self.device)
+            made_by = (decoder.encoder or {}).get("family")
+            if made_by is not None and made_by != self.config.encoder.family:
+                raise UsageError(f"{checkpoint} was trained on the {made_by} family's embeddings, but encoder.family "
+                                 f"is {self.config.encoder.family}; use a checkpoint trained on this encoder")
             widths = self.backbone.widths(self.config)
             if decoder.widths != widths:
                 raise UsageError(f"{checkpoint} was trained on embeddings of widths {decoder.widths}, but "
                                  f"{self.backbone.describe(self.config)} gives {widths}; use a checkpoint trained "
                                  "on this encoder")
-            self._decodings[checkpoint] = decoder
+            # A second with no evidence for any class is background here (the benchmark keeps the
+            # published rule: class 0).
+            self._decodings[checkpoint] = dataclasses.replace(decoder, options={**decoder.options,
+                                                                                "no_evidence": "background"})
         return self._decodings[checkpoint]
 
     def encoder(self):
@@ -187,57 +230,155 @@ class Localizer:
         names = class_list(class_names) + [OTHER]
         videos = find_videos(paths)
         decoding = decoding or self.default
-        lock = claim_cache(self.config, self.cache, self.process, refresh=())
-        try:
-            text_audio, text_vision = self.texts(names)
-            mine = list(range(len(videos)))[self.process.rank::self.process.world_size]
-            results = {i: VideoResult(str(videos[i])) for i in mine}
-            keys = {i: self.key(videos[i]) for i in mine}
-            todo = [(i, videos[i]) for i in mine if self.store.get(keys[i]) is None]
-            self._encode(todo, keys, results)
-            for i in mine:
-                if results[i].status == "ok":
-                    self._label(results[i], self.store.get(keys[i]), names, text_audio, text_vision, decoding)
-            return [results[i] for i in mine]
-        finally:
-            if lock is not None:
-                lock.release()
+        self._open_cache()
+        text_audio, text_vision = self.texts(names)
+        mine = list(range(len(videos)))[self.process.rank::self.process.world_size]
+        results = {i: VideoResult(str(videos[i])) for i in mine}
+        keys = {i: self.key(videos[i]) for i in mine}
+        stored = self._stored(videos, keys, results)
+        for i in mine:
+            if keys[i] in stored:
+                self._label(results[i], stored[keys[i]], names, text_audio, text_vision, decoding)
+        return [results[i] for i in mine]
 
-    def _encode(self, todo, keys, results) -> None:
-        if not todo:
-            return
+    def _open_cache(self) -> None:
+        """Rank 0 checks the cache's provenance (or gives a new cache its own); every rank learns
+        whether that worked. No lock: any number of localizers share a cache."""
+        failure = None
+        if self.process.is_main:
+            try:
+                prepare_cache(self.config, self.cache)
+            except UserError as err:
+                failure = err
+        message = self.process.share(None if failure is None else str(failure))
+        if failure is not None:
+            raise failure
+        if message is not None:
+            raise CacheError(message)
+
+    def _stored(self, videos, keys: dict, results: dict) -> dict[str, StoredVideo]:
+        """The stored embeddings of every video, encoding those the store lacks: each content once
+        (twins share it), each by the process that claims it; videos another process is encoding
+        are waited for."""
+        paths = {}
+        for i, key in keys.items():
+            paths.setdefault(key, videos[i])
+        stored, pending = {}, []
+        for key in paths:
+            entry = self.store.get(key)
+            if entry is not None:
+                stored[key] = entry
+            else:
+                pending.append(key)
+        failures: dict[str, tuple[str, str]] = {}
+        encoded_now = set()
+        while pending:
+            claims = {}
+            for key in pending:
+                claim = self.store.claim(key)
+                if claim is None:
+                    continue
+                entry = self.store.get(key)  # finished by another process meanwhile
+                if entry is not None:
+                    stored[key] = entry
+                    claim.release()
+                else:
+                    claims[key] = claim
+            if not claims:  # every pending video is being encoded elsewhere: wait for one
+                busy = next(k for k in pending if k not in stored)
+                self.store.claim(busy, wait=True).release()
+            try:
+                failures.update(self._encode({key: (paths[key], claim) for key, claim in claims.items()}))
+            finally:
+                for claim in claims.values():
+                    claim.release()
+            for key in claims:
+                entry = self.store.get(key)
+                if entry is not None:
+                    stored[key] = entry
+                    encoded_now.add(key)
+            pending = [key for key in pending if key not in stored and key not in failures]
+        for i, key in keys.items():
+            if key in failures:
+                results[i].status, results[i].reason = failures[key]
+            results[i].encoded = key in encoded_now
+        return stored
+
+    def _encode(self, jobs: dict) -> dict[str, tuple[str, str]]:
+        """Encode ``{key: (path, claim)}`` into the store, windows of several videos batched into
+        one encoder call; returns why the videos that could not be encoded failed."""
+        if not jobs:
+            return {}
+        keys = list(jobs)
+        todo = [(n, jobs[key][0], jobs[key][1].kept_segments()) for n, key in enumerate(keys)]
         workers = num_workers(self.config.extract.num_workers)
         loader = DataLoader(Windows(todo, self.backbone), batch_size=None,
                             num_workers=min(workers, len(todo)), worker_init_fn=decoding_worker)
-        writers = {}
-        encoder = self.encoder()
+        self.encoder()  # built before the workers start, not while they decode
+        failures, batch, finishing = {}, [], []
+        limit = self.config.extract.batch_size  # windows per encoder call, as extraction's videos
+        with forking_workers():
+            windows = iter(loader)
         with tqdm(total=len(todo), unit="video", desc="videos", dynamic_ncols=True) as bar, \
                 tqdm(unit="s", desc="seconds encoded", dynamic_ncols=True) as seconds:
-            for window in loader:
-                result = results[window.video]
-                if window.status != "ok":
-                    result.status, result.reason = window.status, window.reason
-                    if window.video in writers:
-                        writers.pop(window.video).abandon()
+            for window in windows:
+                key = keys[window.video]
+                if window.status not in ("ok", "partial"):
+                    failures[key] = (window.status, window.reason)
+                    jobs[key][1].abandon()
                     bar.update(1)
                     continue
-                writer = writers.get(window.video)
-                if writer is None:
-                    writer = writers[window.video] = self.store.writer(keys[window.video])
                 if window.audio is not None:
-                    audio, vision = encoder.segments(window.audio[None], window.frames[None])
-                    writer.add(audio[0].numpy(), vision[0].numpy())
-                    seconds.set_description(Path(result.path).name)
-                    seconds.update(len(audio[0]))
+                    batch.append(window)
                 if window.last:
-                    writers.pop(window.video).finish({"path": result.path, "duration": window.duration,
-                                                      "widths": dict(encoder.widths)})
-                    result.encoded = True
-                    bar.update(1)
+                    finishing.append(window)
+                if len(batch) >= limit:
+                    self._encode_batch(batch, keys, jobs, failures, seconds)
+                    batch = []
+                    self._finish(finishing, keys, jobs, failures, bar)
+                    finishing = []
+            self._encode_batch(batch, keys, jobs, failures, seconds)
+            self._finish(finishing, keys, jobs, failures, bar)
+        return failures
 
-    def _label(self, result: VideoResult, stored, names, text_audio, text_vision, decoding: Decoder) -> None:
-        meta, audio, vision = stored
-        result.duration = meta["duration"]
+    def _encode_batch(self, batch: list[Window], keys, jobs, failures, seconds) -> None:
+        """One encoder call for the batch's windows (of any lengths), each kept as a part."""
+        if not batch:
+            return
+        audio, vision = self.encoder().segments(torch.cat([w.audio for w in batch])[None],
+                                                torch.cat([w.frames for w in batch])[None])
+        audio, vision = audio[0].numpy(), vision[0].numpy()
+        at = 0
+        for window in batch:
+            key = keys[window.video]
+            part = slice(at, at + len(window.starts))
+            at = part.stop
+            if key in failures:
+                continue
+            if not (np.isfinite(audio[part]).all() and np.isfinite(vision[part]).all()):
+                hint = (" fp16 overflows easily; use encoder.precision: bf16" if self.config.encoder.precision == "fp16"
+                        else " check the media and the checkpoint")
+                failures[key] = ("not_finite", f"the encoder produced NaN or infinite embeddings under "
+                                               f"encoder.precision={self.config.encoder.precision};{hint}")
+                jobs[key][1].abandon()
+                continue
+            jobs[key][1].add(audio[part], vision[part], window.starts, window.first)
+            seconds.update(len(window.starts))
+
+    def _finish(self, finishing: list[Window], keys, jobs, failures, bar) -> None:
+        """Videos whose last window is encoded become store entries."""
+        for window in finishing:
+            key = keys[window.video]
+            if key not in failures:
+                jobs[key][1].finish({"path": str(jobs[key][0]), "duration": window.duration, "status": window.status,
+                                     "reason": window.reason}, self.encoder().widths)
+            bar.update(1)
+
+    def _label(self, result: VideoResult, stored: StoredVideo, names, text_audio, text_vision,
+               decoding: Decoder) -> None:
+        meta, audio, vision = stored.meta, stored.audio, stored.vision
+        result.duration, result.starts = meta["duration"], list(stored.starts)
+        result.status, result.reason = meta.get("status", "ok"), meta.get("reason", "")
         full = len(audio) // WINDOW * WINDOW
         parts = [(start, min(start + LABEL_BATCH * WINDOW, full)) for start in range(0, full, LABEL_BATCH * WINDOW)]
         parts += [(full, len(audio))] if full < len(audio) else []
@@ -261,6 +402,4 @@ class Localizer:
         confidence = np.sqrt(result.audio_probability[seconds, chosen] * result.frame_probability[seconds, chosen])
         result.labels = [names[k] for k in chosen.tolist()]
         result.confidence = confidence.tolist()
-        result.events = events_of(result.labels, result.confidence, self.threshold)
-
-
+        result.events = events_of(result.labels, result.confidence, self.threshold, result.starts)

@@ -127,16 +127,19 @@ class RunWriter:
         return cls(FolderLock(folder, "training run", "set output.name to start another run").acquire())
 
     @classmethod
-    def for_evaluation(cls, root, name: str | None, derived: str, results_file: str = RESULTS_FILE) -> "RunWriter":
-        """A folder no other evaluation has written results (``results_file``) into:
-        ``output.name`` when set (an error if it already holds results), else ``derived``,
-        ``derived_2``, ... (the first free one), so no evaluation ever replaces another's results."""
+    def for_evaluation(cls, root, name: str | None, derived: str, results_file: str = RESULTS_FILE,
+                       key: str = "output.name") -> "RunWriter":
+        """A folder no other evaluation has written results (``results_file``) into: ``name``
+        when set (an error if it already holds results; ``key`` is how the user gave it), else
+        ``derived``, ``derived_2``, ... (the first free one), so no evaluation ever replaces
+        another's results."""
         root = Path(root)
         if name:
-            lock = FolderLock(root / name, "evaluation", "set output.name to another folder").acquire()
+            with writing(root / name, "the output folder", f"give another {key}"):
+                lock = FolderLock(root / name, "evaluation", f"set {key} to another folder").acquire()
             if (lock.folder / results_file).exists():
                 lock.release()
-                raise UserError(f"{lock.folder} already holds the results of another evaluation; set output.name "
+                raise UserError(f"{lock.folder} already holds the results of another evaluation; set {key} "
                                 "to another folder (or delete that one)")
             return cls(lock)
         for attempt in itertools.count(1):

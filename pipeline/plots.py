@@ -90,15 +90,16 @@ def timelines_figure(evaluation: Evaluation, count: int = 8, run: str = ""):
     return fig
 
 
-def localization_figure(labels: list[str], confidence: list[float], classes: list[str], title: str):
-    """One row per class that occurs in a localized video, a cell per second shaded by the
-    segment's confidence; background (``other``) seconds stay blank."""
+def localization_figure(starts: list[int], labels: list[str], confidence: list[float], classes: list[str],
+                        title: str):
+    """One row per class that occurs in a localized video, a cell per second (at its start on the
+    file's clock) shaded by the segment's confidence; background (``other``) seconds stay blank."""
     present = [c for c in classes if c in set(labels) and c != classes[-1]]
     rows = max(1, len(present))
-    seconds = len(labels)
+    seconds = starts[-1] + 1 if starts else 0
     fig, ax = plt.subplots(figsize=(min(16, 2 + 0.35 * seconds), 0.5 * rows + 1.2))
     grid = np.full((rows, seconds), np.nan)
-    for t, (label, score) in enumerate(zip(labels, confidence)):
+    for t, label, score in zip(starts, labels, confidence):
         if label in present:
             grid[present.index(label), t] = score
     # vmin below 0: a labelled second stays visibly shaded even at confidence 0

@@ -26,6 +26,7 @@ from data.annotations import AnnotationIndex, VideoSet, Vocabulary
 from data.audio_draws import AudioDraws
 from data.feature_cache import FeatureCache, SplitFeatures
 from models.decoders import decode_fine_tuning
+from models.families import family
 from models.segment_encoder import resolve_device
 from models.similarity import cosine, segment_similarities
 from models.temporal import (LAYOUT, TemporalModel, TemporalSettings, checkpoint_settings, load_checkpoint,
@@ -302,9 +303,27 @@ class CheckpointEvaluation:
     excluded_by_split: dict
 
 
-def evaluate_checkpoint(config: Config, checkpoint_path, split: str) -> CheckpointEvaluation:
+def usable_checkpoint(config: Config, path) -> dict:
+    """The checkpoint at ``path``, checked against the configured encoder before any work: its
+    layout, the family it was trained on, its embedding widths."""
+    checkpoint = load_checkpoint(path)
+    checkpoint_settings(checkpoint, path)
+    trained_on = (checkpoint.get("config") or {}).get("encoder", {}).get("family")
+    if trained_on is not None and trained_on != config.encoder.family:
+        raise UserError(f"{path} was trained on the {trained_on} family's embeddings, but encoder.family is "
+                        f"{config.encoder.family}; evaluate it with the config it was trained with")
+    widths = family(config.encoder.family).widths(config)
+    if checkpoint["widths"] != widths:
+        raise UserError(f"{path} was trained on embeddings of widths {checkpoint['widths']}, but "
+                        f"{family(config.encoder.family).describe(config)} gives {widths}; evaluate it with the "
+                        "encoder it was trained on")
+    return checkpoint
+
+
+def evaluate_checkpoint(config: Config, checkpoint_path, split: str, checkpoint: dict | None = None
+                        ) -> CheckpointEvaluation:
     """A saved checkpoint (with its own temporal settings) on ``split``, all classes + other."""
-    checkpoint = load_checkpoint(checkpoint_path)
+    checkpoint = checkpoint or usable_checkpoint(config, checkpoint_path)
     device = resolve_device(config.device)
     index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
     index.require_splits({split: "eval.split"})

@@ -36,7 +36,8 @@ class Answer:
 
     @property
     def ok(self) -> bool:
-        return self.result.status == "ok"
+        """Localized (a ``partial`` file too: its decodable seconds)."""
+        return self.result.localized
 
     def occurring(self) -> list[str]:
         """Classes labelled at some second, in order of first appearance."""

@@ -47,21 +47,27 @@ def timeline_html(answer: Answer) -> str:
             f"{_rows(answer)}</div>")
 
 
+def span(result) -> int:
+    """Seconds the timeline spans: to the end of the last segment (segments start where both
+    picture and sound exist, so a late sound leaves the first seconds blank)."""
+    return result.starts[-1] + 1 if result.starts else 0
+
+
 def _rows(answer: Answer) -> str:
-    result, seconds = answer.result, len(answer.result.labels)
+    result, seconds = answer.result, span(answer.result)
     if not answer.occurring():
-        return f'<div class="ovl-empty">No event: each of the {seconds} s is labelled {OTHER}.</div>'
+        return f'<div class="ovl-empty">No event: each of the {len(result.labels)} s is labelled {OTHER}.</div>'
     labels = np.array(result.labels)
     html = []
     for name in answer.occurring():
         confidence = result.class_confidence(answer.names.index(name))
         cells = []
-        for t in range(seconds):
-            labelled = labels[t] == name
-            fill, opacity = (colour(answer, name), 0.35 + 0.65 * confidence[t]) if labelled else \
-                ("#888888", 0.6 * confidence[t])
+        for i, t in enumerate(result.starts):
+            labelled = labels[i] == name
+            fill, opacity = (colour(answer, name), 0.35 + 0.65 * confidence[i]) if labelled else \
+                ("#888888", 0.6 * confidence[i])
             cells.append(f'<rect x="{t}" y="0" width="1" height="1" fill="{fill}" fill-opacity="{opacity:.3f}" '
-                         f'data-seek="{t}"><title>{clock(t)} {escape(name)}: {confidence[t]:.2f}'
+                         f'data-seek="{t}"><title>{clock(t)} {escape(name)}: {confidence[i]:.2f}'
                          f'{" (labelled)" if labelled else ""}</title></rect>')
         html.append(f'<div class="ovl-row"><span class="ovl-name" style="color:{colour(answer, name)}">'
                     f'{escape(name)}</span><svg class="ovl-strip" viewBox="0 0 {seconds} 1" '
@@ -96,18 +102,21 @@ def scores_html(answer: Answer | None, name: str | None) -> str:
     if answer is None or not answer.ok or name not in answer.names:
         return ""
     k, result = answer.names.index(name), answer.result
-    seconds = len(result.labels)
+    seconds = span(result)
     series = [("audio", AUDIO_COLOUR, result.audio_probability[:, k]),
               ("frame", FRAME_COLOUR, result.frame_probability[:, k]),
               ("confidence", CONFIDENCE_COLOUR, result.class_confidence(k))]
     shading = "".join(f'<rect x="{t}" y="0" width="1" height="100" fill="{colour(answer, name)}" '
                       f'fill-opacity="{0.18 if label == name else 0}" data-seek="{t}"><title>{clock(t)} audio '
-                      f'{series[0][2][t]:.2f} frame {series[1][2][t]:.2f} confidence {series[2][2][t]:.2f}'
-                      f'</title></rect>' for t, label in enumerate(result.labels))
+                      f'{series[0][2][i]:.2f} frame {series[1][2][i]:.2f} confidence {series[2][2][i]:.2f}'
+                      f'</title></rect>' for i, (t, label) in enumerate(zip(result.starts, result.labels)))
     lines = "".join(f'<polyline fill="none" stroke="{stroke}" stroke-width="2" vector-effect="non-scaling-stroke" '
-                    f'points="{" ".join(f"{t + 0.5},{100 * (1 - value):.2f}" for t, value in enumerate(values))}"/>'
-                    for _, stroke, values in series)
+                    f'points="{_points(result.starts, values)}"/>' for _, stroke, values in series)
     legend = " ".join(f'<span style="color:{stroke}">■ {label}</span>' for label, stroke, _ in series)
     return (f'<div class="ovl-scores"><div class="ovl-legend">{escape(name)}: {legend} (0 to 1; shaded: '
             f'labelled)</div><svg class="ovl-chart" viewBox="0 0 {seconds} 100" preserveAspectRatio="none">'
             f'{shading}{lines}{playhead(100)}</svg>{_axis(seconds, False)}</div>')
+
+
+def _points(starts, values) -> str:
+    return " ".join(f"{t + 0.5},{100 * (1 - value):.2f}" for t, value in zip(starts, values))

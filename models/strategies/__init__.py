@@ -60,6 +60,7 @@ class Decoder:
     checkpoint: str | None = None
     model: object = field(default=None, compare=False, repr=False)
     widths: dict | None = None  # embedding widths the model takes
+    encoder: dict | None = None  # the encoder config the model was trained on (its family, size, ...)
     options: dict = field(default_factory=dict, compare=False)  # the rule's options, e.g. a checkpoint's fusion
 
     @property

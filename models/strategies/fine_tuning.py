@@ -13,7 +13,8 @@ def load(checkpoint, device) -> Decoder:
     state = load_checkpoint(checkpoint)
     model = model_from_checkpoint(state, device, checkpoint).eval()
     fusion = checkpoint_settings(state, checkpoint).fusion
-    return Decoder(V1, str(checkpoint), model, state.get("widths"), {"fusion": fusion})
+    return Decoder(V1, str(checkpoint), model, widths=state.get("widths"), options={"fusion": fusion},
+                   encoder=state.get("config", {}).get("encoder"))
 
 
 V1 = Strategy("v1", "fine-tuning", "temporal layers of a checkpoint, then sqrt(relu(cos_a * cos_v)) min-max "
