@@ -284,9 +284,9 @@ class Localizer:
                     claim.release()
                 else:
                     claims[key] = claim
-            if not claims:  # every pending video is being encoded elsewhere: wait for one
-                busy = next(k for k in pending if k not in stored)
-                self.store.claim(busy, wait=True).release()
+            busy = [key for key in pending if key not in stored and key not in claims]
+            if busy and not claims:  # every pending video is being encoded elsewhere: wait for one
+                self.store.claim(busy[0], wait=True).release()
             try:
                 failures.update(self._encode({key: (paths[key], claim) for key, claim in claims.items()}))
             finally:

@@ -50,6 +50,23 @@ def test_frames_at_segment_midpoints_and_16k_audio(tmp_path):
     assert prepare_video(source, wav, frames).status == "done_before"
 
 
+def test_a_phone_clip_and_a_late_sound_are_prepared_as_a_player_plays_them(tmp_path):
+    picture = np.zeros((48, 64, 3), np.uint8)
+    picture[:16, :16] = (255, 0, 0)  # a red square at the top left of the stored frame
+    t = np.arange(12 * 48000) / 48000
+    tone = (0.3 * np.sin(2 * np.pi * 440 * t) * (t >= 4)).astype(np.float32)[None]  # heard from 6 s on
+    write_video(tmp_path / "phone.mp4", [picture] * (12 * FPS), [tone], FPS, 48000, rotation=-90, sound_start=2)
+    wav, frames = tmp_path / "o" / "phone.wav", tmp_path / "o" / "phone"
+    assert prepare_video(tmp_path / "phone.mp4", wav, frames).status == "ok"
+    first = np.asarray(Image.open(sorted(frames.glob("*.png"))[0]))
+    assert first.shape == (64, 48, 3)  # portrait, as a player shows it
+    red = np.argwhere(first[..., 0] > 200)
+    assert red[:, 0].mean() < 16 and red[:, 1].mean() > 32  # turned clockwise: the square is at the top right
+    samples, _ = soundfile.read(wav)
+    loud = [int(np.abs(samples[s * SAMPLE_RATE:(s + 1) * SAMPLE_RATE]).mean() > 0.05) for s in range(10)]
+    assert loud == [0] * 6 + [1] * 4  # the sound's own seconds: silent before it starts, the tone from 6 s
+
+
 def test_webm_with_opus(tmp_path):
     source = tmp_path / "clip.webm"
     encode_video(source, 10.4, codec="libvpx", audio_codec="libopus")
