@@ -5,6 +5,10 @@ limit and bad uploads; the safe launch settings."""
 import dataclasses
 import os
 import re
+import socket
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -14,6 +18,7 @@ pytest.importorskip("gradio", reason="the web app's requirements are not install
                                      "requirements-app.txt")
 
 import app  # noqa: E402
+from conftest import REPO  # noqa: E402
 from models.temporal import LAYOUT, TemporalModel, TemporalSettings  # noqa: E402
 from pipeline.localize import Localizer  # noqa: E402
 from stand_in import SCRIPT, write_scene  # noqa: E402
@@ -153,3 +158,34 @@ def test_a_checkpoint_is_offered_as_a_decoding(stand_in, videos, tmp_path):
     answer = handlers.query(video, "dog barking, car horn", label)[0]
     assert answer.method.endswith("(v1)") and len(answer.result.labels) == 10
     assert np.isfinite(answer.result.audio_probability).all() and os.path.isfile(video)
+
+
+def test_a_video_added_after_start_is_offered(handlers, videos):
+    write_scene(videos / "new.webm", SCRIPT[:4], "libvpx", "libopus")
+    update = handlers.videos()  # what the video chooser asks for when it is opened
+    assert update["choices"] == ["new.webm", "scene.mp4", "sub/short.mkv"]
+    video, status = handlers.pick("new.webm")
+    assert video.endswith("new.webm") and status == ""
+
+
+def test_the_answer_time_counts_the_wait_for_another_query(handlers):
+    video, _ = handlers.pick("sub/short.mkv")
+    handlers.query(video, "dog barking", "training-free v01")  # encoded: the next answers are quick
+    handlers.explorer._busy.acquire()  # another query holds the localizer for 0.4 s
+    threading.Timer(0.4, handlers.explorer._busy.release).start()
+    answer, status, *_ = handlers.query(video, "dog barking", "training-free v01")
+    assert answer.seconds >= 0.4 and answer.waited >= 0.35
+    assert re.search(r"answered in (\d+\.\d+) s \((\d+\.\d+) s of it waiting for another query\)", status)
+
+
+def test_a_port_in_use_is_one_line_and_status_2(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, str(REPO / "app.py"), "--port", str(port), "encoder.size=tiny",
+                                 "encoder.checkpoint=random", f"cache.dir={tmp_path / 'cache'}", "device=cpu"],
+                                cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}") and "choose another --port" in \
+        result.stderr and result.stderr.count("\n") == 1

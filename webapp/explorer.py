@@ -32,7 +32,8 @@ class Answer:
     method: str
     result: VideoResult
     new_names: list[str]  # names whose text embeddings this query encoded
-    seconds: float
+    seconds: float  # from the question to the answer, waiting for another query included
+    waited: float = 0.0  # of which waiting for another query
 
     @property
     def ok(self) -> bool:
@@ -69,8 +70,11 @@ class Explorer:
         """The videos of the --videos folder, as paths relative to it (links leading out left out)."""
         if self.videos is None:
             return []
-        return [path.relative_to(self.videos).as_posix() for path in find_videos([self.videos])
-                if path.resolve().is_relative_to(self.videos)]
+        try:
+            found = find_videos([self.videos])
+        except UsageError:  # no video in it (yet)
+            return []
+        return [path.relative_to(self.videos).as_posix() for path in found if path.resolve().is_relative_to(self.videos)]
 
     def chosen(self, name: str) -> Path:
         """The picked video, which must be a video file inside the --videos folder (a link leading
@@ -102,9 +106,10 @@ class Explorer:
         if method not in self.decodings:
             raise UsageError(f"unknown decoding {method!r}; choose one of {', '.join(self.decodings)}")
         names = parse_words(words)
+        asked = time.perf_counter()
         with self._busy:
-            start = time.perf_counter()
+            waited = time.perf_counter() - asked
             [result] = self.localizer.localize([video], names, self.decodings[method])
-            seconds = time.perf_counter() - start
+            seconds = time.perf_counter() - asked
         return Answer(Path(video), names + [OTHER], self.decodings[method].name, result,
-                      list(self.localizer.encoded_names), seconds)
+                      list(self.localizer.encoded_names), seconds, waited)

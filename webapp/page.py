@@ -57,6 +57,10 @@ class Handlers:
     def __init__(self, explorer: Explorer):
         self.explorer = explorer
 
+    def videos(self):
+        """The --videos folder's videos as they are now (a video added after start is offered)."""
+        return gr.update(choices=self.explorer.choices())
+
     def pick(self, name):
         """(video, status) for a video picked from the --videos folder."""
         return self._video(self.explorer.chosen, name)
@@ -123,7 +127,8 @@ def build(explorer: Explorer) -> gr.Blocks:
             with gr.Column(scale=2):
                 picked = gr.Dropdown(explorer.choices(), value=None, label=f"Video from {explorer.videos_given}",
                                      visible=explorer.videos is not None, elem_id="pick")
-                uploaded = gr.File(label=f"Or upload a video (at most {explorer.max_upload_mb:g} MB)",
+                uploaded = gr.File(label=f"Or upload a video (at most {explorer.max_upload_mb:g} MB: "
+                                         "app.max_upload_mb)",
                                    type="filepath", elem_id="upload")
                 player = gr.Video(label="Video", interactive=False, elem_id="player")
             with gr.Column(scale=3):
@@ -146,6 +151,7 @@ def build(explorer: Explorer) -> gr.Blocks:
         for chosen in (picked.input(handlers.pick, picked, [video, status]),
                        uploaded.upload(handlers.upload, uploaded, [video, status])):
             chosen.then(**query).then(handlers.player, [video, answer], player)
+        picked.focus(handlers.videos, None, picked)
         for asked in (ask.click, words.submit, method.input):
             asked(**query)
         benchmark.click(handlers.benchmark_words, words, [words, status]).then(**query)
@@ -156,7 +162,13 @@ def build(explorer: Explorer) -> gr.Blocks:
 def launch(page: gr.Blocks, explorer: Explorer, host: str, port: int | None) -> None:
     """Serve on ``host`` (loopback unless told otherwise); Gradio refuses larger uploads, and
     serves files from the --videos folder and its own upload folder only."""
-    page.queue(default_concurrency_limit=1).launch(
-        server_name=host, server_port=port, max_file_size=int(explorer.max_upload_mb * MB),
-        allowed_paths=[str(explorer.videos)] if explorer.videos is not None else None, show_error=False,
-        ssr_mode=False, css=CSS, theme=gr.themes.Default())
+    try:
+        page.queue(default_concurrency_limit=1).launch(
+            server_name=host, server_port=port, max_file_size=int(explorer.max_upload_mb * MB),
+            allowed_paths=[str(explorer.videos)] if explorer.videos is not None else None, show_error=False,
+            ssr_mode=False, css=CSS, theme=gr.themes.Default())
+    except OSError as err:
+        if port is None:
+            raise
+        raise UserError(f"cannot listen on {host}:{port} ({err}); the port is in use or not allowed: choose "
+                        "another --port") from None

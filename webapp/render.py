@@ -24,8 +24,10 @@ def status_text(answer: Answer) -> str:
         return f"**{name}** could not be localized ({answer.result.status}): {escape(answer.result.reason)}"
     video = "video encoded now" if answer.result.encoded else "video not re-encoded (embeddings from the store)"
     words = f"{len(answer.new_names)} new name(s) encoded" if answer.new_names else "no new name encoded"
+    waited = f" ({answer.waited:.2f} s of it waiting for another query)" if answer.waited >= 0.01 else ""
+    partial = (f" · {answer.result.status}: {escape(answer.result.reason)}" if answer.result.status != "ok" else "")
     return (f"**{name}** · {len(answer.result.labels)} s · {escape(answer.method)} · {video} · {words} · "
-            f"answered in {answer.seconds:.2f} s")
+            f"answered in {answer.seconds:.2f} s{waited}{partial}")
 
 
 def colour(answer: Answer, name: str) -> str:
