@@ -86,33 +86,36 @@ class Segment:
         return display_image(self.frame)
 
 
-class _Pictures:
-    """The picture's frames with their times, read ahead as far as asked; a decoding error ends
-    the stream early (kept in ``error``)."""
+class _Stream:
+    """One stream of the file, decoded ahead as far as asked; a decoding error ends it early
+    (kept in ``error``). Subclasses keep what they decode (``_take``) and know their ``end``."""
 
-    def __init__(self, container):
-        self.container, self.stream = container, container.streams.video[0]
-        self._frames = container.decode(self.stream)
-        self.window: deque = deque()  # (time, frame), oldest first
+    def __init__(self, container, stream):
+        self.container, self.stream = container, stream
+        self._frames = container.decode(stream)
         self.start: float | None = None
-        self.end = 0.0
         self.done = False
         self.error: Exception | None = None
+        self.drained_end = 0.0
         self.read_until(float("-inf"))
 
+    @property
+    def end(self) -> float:
+        raise NotImplementedError
+
+    def _take(self, frame) -> None:
+        """Keep a decoded frame (None: the stream ended)."""
+        raise NotImplementedError
+
     def read_until(self, until: float) -> None:
-        """Decode until the picture is known to reach ``until`` (or ends)."""
+        """Decode until the stream is known to reach ``until`` (or ends)."""
         while not self.done and (self.start is None or self.end < until):
             try:
                 frame = next(self._frames, None)
             except (av.FFmpegError, OSError, ValueError) as err:
                 frame, self.error = None, err
-            if frame is None:
-                self.done = True
-            elif frame.time is not None:
-                self.start = frame.time if self.start is None else self.start
-                self.window.append((frame.time, frame))
-                self.end = max(self.end, frame.time + _duration(frame, self.stream))
+            self.done = frame is None
+            self._take(frame)
 
     def covers(self, low: float, high: float) -> bool:
         self.read_until(high)
@@ -123,10 +126,29 @@ class _Pictures:
         return self.done and self.end < high - TOLERANCE
 
     def drain(self) -> None:
-        """Learn where the picture ends without decoding the rest of it."""
+        """Learn where the stream ends without decoding the rest of it."""
         if not self.done:
-            self.end, error = _packet_end(self.container, self.stream, self.end)
+            self.drained_end, error = _packet_end(self.container, self.stream, self.end)
             self.error, self.done = self.error or error, True
+
+
+class _Pictures(_Stream):
+    """The picture's frames with their times; frames before the one on screen are dropped."""
+
+    def __init__(self, container):
+        self.window: deque = deque()  # (time, frame), oldest first
+        self.last_end = 0.0
+        super().__init__(container, container.streams.video[0])
+
+    @property
+    def end(self) -> float:
+        return max(self.drained_end, self.last_end)
+
+    def _take(self, frame) -> None:
+        if frame is not None and frame.time is not None:
+            self.start = frame.time if self.start is None else self.start
+            self.window.append((frame.time, frame))
+            self.last_end = max(self.last_end, frame.time + _duration(frame, self.stream))
 
     def at(self, moment: float) -> av.VideoFrame:
         """The frame on screen at ``moment``; frames before it are dropped (times only increase)."""
@@ -135,54 +157,25 @@ class _Pictures:
         return self.window[0][1]
 
 
-class _Sound:
+class _Sound(_Stream):
     """The sound resampled to 16 kHz mono int16, sample ``i`` at ``start + i / 16000`` on the
-    container's clock; read ahead as far as asked, older samples dropped."""
+    container's clock; older samples are dropped."""
 
     def __init__(self, container):
-        self.container, self.stream = container, container.streams.audio[0]
-        self._frames = container.decode(self.stream)
-        self.drained_end = 0.0
         self.resampler = av.AudioResampler(format="s16", layout="mono", rate=SAMPLE_RATE)
         self.buffer = np.zeros(0, np.int16)
         self.buffer_at = 0  # sample index of buffer[0]
-        self.start: float | None = None
-        self.done = False
-        self.error: Exception | None = None
-        self.read_until(float("-inf"))
+        super().__init__(container, container.streams.audio[0])
 
     @property
     def end(self) -> float:
         return max(self.drained_end, (self.start or 0.0) + (self.buffer_at + self.buffer.size) / SAMPLE_RATE)
 
-    def drain(self) -> None:
-        """Learn where the sound ends without decoding the rest of it."""
-        if not self.done:
-            self.drained_end, error = _packet_end(self.container, self.stream, self.end)
-            self.error, self.done = self.error or error, True
-
-    def read_until(self, until: float) -> None:
-        while not self.done and (self.start is None or self.end < until):
-            try:
-                frame = next(self._frames, None)
-            except (av.FFmpegError, OSError, ValueError) as err:
-                frame, self.error = None, err
-            if frame is None:
-                self.done = True
-                pieces = self.resampler.resample(None)
-            else:
-                if self.start is None:
-                    self.start = float(frame.time or 0.0)
-                pieces = self.resampler.resample(frame)
-            self.buffer = np.concatenate([self.buffer, *(p.to_ndarray().reshape(-1) for p in pieces)])
-
-    def covers(self, low: float, high: float) -> bool:
-        self.read_until(high)
-        return self.start is not None and self.start <= low + TOLERANCE and self.end >= high - TOLERANCE
-
-    def ended_before(self, high: float) -> bool:
-        self.read_until(high)
-        return self.done and self.end < high - TOLERANCE
+    def _take(self, frame) -> None:
+        if frame is not None and self.start is None:
+            self.start = float(frame.time or 0.0)
+        pieces = self.resampler.resample(frame)  # None flushes it
+        self.buffer = np.concatenate([self.buffer, *(p.to_ndarray().reshape(-1) for p in pieces)])
 
     def second(self, low: float) -> np.ndarray:
         """The 16000 samples from ``low`` on (silence where there is no sound); earlier ones are dropped."""

@@ -274,20 +274,20 @@ class Localizer:
         encoded_now = set()
         while pending:
             claims = {}
-            for key in pending:
-                claim = self.store.claim(key)
-                if claim is None:
-                    continue
-                entry = self.store.get(key)  # finished by another process meanwhile
-                if entry is not None:
-                    stored[key] = entry
-                    claim.release()
-                else:
-                    claims[key] = claim
-            busy = [key for key in pending if key not in stored and key not in claims]
-            if busy and not claims:  # every pending video is being encoded elsewhere: wait for one
-                self.store.claim(busy[0], wait=True).release()
-            try:
+            try:  # claims are released whatever happens (the web app's process lives on)
+                for key in pending:
+                    claim = self.store.claim(key)
+                    if claim is None:
+                        continue
+                    entry = self.store.get(key)  # finished by another process meanwhile
+                    if entry is not None:
+                        stored[key] = entry
+                        claim.release()
+                    else:
+                        claims[key] = claim
+                busy = [key for key in pending if key not in stored and key not in claims]
+                if busy and not claims:  # every pending video is being encoded elsewhere: wait for one
+                    self.store.claim(busy[0], wait=True).release()
                 failures.update(self._encode({key: (paths[key], claim) for key, claim in claims.items()}))
             finally:
                 for claim in claims.values():

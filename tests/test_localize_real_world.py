@@ -311,3 +311,16 @@ def test_ctrl_c_ends_with_one_line_and_status_130(tmp_path):
     assert process.returncode == 130
     assert "interrupted: the videos encoded so far are kept" in err and "Traceback" not in err
     assert not os.path.exists(tmp_path / "out" / "events.json")
+
+
+def test_a_store_that_cannot_be_written_serves_what_it_holds(stand_in, tmp_path, capsys):
+    write_scene(tmp_path / "held.mp4", SCRIPT[:6])
+    write_scene(tmp_path / "new.mp4", SCRIPT[6:12])
+    [first] = Localizer(stand_in).localize([tmp_path / "held.mp4"], CLASSES)
+    claims = tmp_path / "cache" / "videos" / ".claims"
+    shutil.rmtree(claims)
+    claims.write_text("")  # no claim can be taken: the store is as good as read-only
+    [again] = Localizer(stand_in).localize([tmp_path / "held.mp4"], CLASSES)
+    assert again.labels == first.labels and not again.encoded
+    assert run_cli([*on(stand_in), tmp_path / "new.mp4", "--classes", ",".join(CLASSES)]) == 2
+    assert "cannot encode into the embedding store at" in capsys.readouterr().err
