@@ -16,18 +16,18 @@ from pipeline import localize as localize_lib
 
 CLASSES = ["dog barking", "car horn"]
 PITCH = {"dog barking": 440, "car horn": 880}  # what the stand-in encoder hears
-COLOUR = {"dog barking": (220, 30, 30), "car horn": (30, 30, 220)}  # and sees
+COLOUR = {"dog barking": (220, 30, 30), "car horn": (30, 30, 220), "other": (30, 200, 30)}  # and sees
 FPS = 5
 
 
 def write_scene(path, script, codec="libx264", audio_codec="aac", audio=True, frames_per_second=FPS):
-    """A video following ``script``: per second, a class name (its colour and pitch) or None
-    (grey and silence)."""
+    """A video following ``script``: per second, a class name (its colour and pitch), ``"other"``
+    (green and silence) or None (grey and silence)."""
     t = np.arange(48000) / 48000
     pictures = (np.full((48, 64, 3), COLOUR.get(label, (128, 128, 128)), np.uint8)
                 for label in script for _ in range(frames_per_second))
-    sound = ((0.3 * np.sin(2 * np.pi * PITCH[label] * t) if label else np.zeros(48000)).astype(np.float32)[None]
-             for label in script)
+    sound = ((0.3 * np.sin(2 * np.pi * PITCH[label] * t) if label in PITCH else np.zeros(48000))
+             .astype(np.float32)[None] for label in script)
     write_video(path, pictures, sound if audio else None, FPS, 48000, codec=codec, audio_codec=audio_codec)
 
 
@@ -35,7 +35,8 @@ class StandIn:
     """A family whose 'encoder' maps a second's pitch and colour to known embeddings: one axis
     per class and one for ``other``; silence lies on ``other``, a grey frame on a fourth axis no
     class name has, so background seconds never agree and event seconds agree on their class:
-    the right labels are known in advance."""
+    the right labels are known in advance. A green frame lies on ``other`` (where the rules
+    ``v0`` and ``v01`` part)."""
 
     AUDIO_DRAWS = False
     SHARED_TEXT = False
@@ -56,6 +57,11 @@ class StandIn:
     @staticmethod
     def _axis(match, default: int) -> int:
         return next((StandIn.names.index(c) for c in CLASSES if match(c)), default)
+
+    @staticmethod
+    def _seen(rgb) -> int:
+        """A class's colour lies on its axis, green on ``other``'s, anything else on a fourth axis."""
+        return next((StandIn.names.index(c) for c in StandIn.names if np.allclose(COLOUR[c], rgb, atol=25)), 3)
 
     def widths(self, config):
         return {"audio": 4, "vision": 4}
@@ -85,8 +91,7 @@ class StandInEncoder:
     def segments(self, clips, frames):
         audio = torch.stack([torch.eye(4)[StandIn._axis(lambda c: abs(PITCH[c] - float(p)) < 5, 2)]
                              for p in clips[0, :, 0]])
-        vision = torch.stack([torch.eye(4)[StandIn._axis(lambda c: np.allclose(COLOUR[c], rgb.numpy(), atol=25), 3)]
-                              for rgb in frames[0]])
+        vision = torch.stack([torch.eye(4)[StandIn._seen(rgb.numpy())] for rgb in frames[0]])
         return audio[None], vision[None]
 
     def class_names(self, names, template, modality):

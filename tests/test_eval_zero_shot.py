@@ -80,6 +80,10 @@ def test_end_to_end_on_synthetic_media(synthetic_bench, tmp_path, capsys):
     _run(overrides)  # re-running gives identical numbers, in a folder of its own
     again = json.loads((tmp_path / "runs" / "v0_training_free_v01_test_2" / "results.json").read_text())
     assert again["metrics"] == results["metrics"]
+    _run(overrides + ["eval.block_videos=1"])  # one video per similarity block: only memory changes
+    blocks = json.loads((tmp_path / "runs" / "v0_training_free_v01_test_3" / "results.json").read_text())
+    assert blocks["metrics"] == results["metrics"] and blocks["config"]["eval"]["block_videos"] == 1
+    assert _read_predictions(tmp_path / "runs" / "v0_training_free_v01_test_3" / "predictions.csv") == rows
     assert again["excluded_videos_by_split"] == {"test": {"seen": 0, "unseen": 0, "total": 0}}
 
 
@@ -139,6 +143,10 @@ def test_golden_similarities_through_the_cache(golden_decoding, shared, tmp_path
         assert float(row["segment_f1"]) == pytest.approx(reference["segment_f1"][i], abs=1e-9)
         assert float(row["event_f1"]) == pytest.approx(reference["event_f1"][i], abs=1e-9)
         assert row["predicted_events"] == "".join(str(e) for e in reference["is_event"][i])
+    _run(overrides + ["--strategy", strategy, "eval.block_videos=7"])  # 9 blocks of 7 videos and one of 1
+    blocks = tmp_path / "runs" / f"v0_training_free_{strategy}_test_2"
+    assert json.loads((blocks / "results.json").read_text())["metrics"] == results["metrics"]
+    assert _read_predictions(blocks / "predictions.csv") == _read_predictions(folder / "predictions.csv")
 
 
 def test_clear_errors(synthetic_bench, tmp_path):

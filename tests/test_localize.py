@@ -206,3 +206,80 @@ def test_end_to_end_with_the_small_random_encoder(tmp_path, capsys):
     assert (tmp_path / "out" / "timelines" / "0000_clip.png").is_file()
     assert "clip.mp4: 12 s" in capsys.readouterr().out
 
+
+
+MARGIN = torch.tensor([0.03, 0.015, 0.03, 0.03])  # how far each axis stands out: dog more than car horn
+
+
+def _unsaturated(x: torch.Tensor) -> torch.Tensor:
+    """One-hot stand-in embeddings moved close together, so 100 x cosine gives soft probabilities."""
+    return x * (x @ MARGIN)[..., None] + 0.5
+
+
+def _expected_probabilities(axes: list[int]) -> np.ndarray:
+    """softmax over (dog barking, car horn, other) of 100 x cos(embedding, name), in float64."""
+    rows = []
+    for axis in axes:
+        v = np.full(4, 0.5)
+        v[axis] += float(MARGIN[axis])
+        cos = v[:3] / np.linalg.norm(v)  # the names are the first three axes
+        rows.append(np.exp(100 * cos) / np.exp(100 * cos).sum())
+    return np.array(rows)
+
+
+def test_confidences_are_the_softmax_of_100_cosines_and_the_threshold_filters(stand_in, tmp_path, monkeypatch,
+                                                                             capsys):
+    original = StandInEncoder.segments
+    monkeypatch.setattr(StandInEncoder, "segments",
+                        lambda self, c, f: tuple(_unsaturated(x) for x in original(self, c, f)))
+    write_scene(tmp_path / "a.mp4", SCRIPT[:20])
+    [result] = Localizer(stand_in).localize([tmp_path / "a.mp4"], CLASSES)
+    heard = [CLASSES.index(s) if s else 2 for s in SCRIPT[:20]]  # silence lies on `other`
+    seen = [CLASSES.index(s) if s else 3 for s in SCRIPT[:20]]  # a grey frame on the fourth axis
+    p_audio, p_frame = _expected_probabilities(heard), _expected_probabilities(seen)
+    np.testing.assert_allclose(result.audio_probability, p_audio, rtol=1e-4)
+    np.testing.assert_allclose(result.frame_probability, p_frame, rtol=1e-4)
+    columns = [(CLASSES + ["other"]).index(label) for label in result.labels]
+    expected = np.sqrt(p_audio[np.arange(20), columns] * p_frame[np.arange(20), columns])
+    np.testing.assert_allclose(result.confidence, expected, rtol=1e-4)
+    dog, car = (e["score"] for e in result.events)
+    assert 0.3 < car < dog < 0.99  # soft: the temperature shows in the numbers
+    between = (dog + car) / 2
+    localize.main([str(tmp_path / "a.mp4"), "--classes", ",".join(CLASSES), "--threshold", str(between),
+                   "--output", str(tmp_path / "out"), f"cache.dir={stand_in.cache.dir}", "extract.num_workers=0",
+                   "device=cpu"])
+    events = json.loads((tmp_path / "out" / "events.json").read_text())["videos"][0]["events"]
+    assert [e["class"] for e in events] == ["dog barking"]  # car horn scores below the threshold
+
+
+def test_a_file_rewritten_in_place_is_encoded_again(stand_in, tmp_path):
+    localizer = Localizer(stand_in)
+    write_scene(tmp_path / "a.mp4", SCRIPT[:10])
+    [first] = localizer.localize([tmp_path / "a.mp4"], CLASSES)
+    write_scene(tmp_path / "a.mp4", SCRIPT[10:])  # the same path, other content
+    [second] = localizer.localize([tmp_path / "a.mp4"], CLASSES)
+    assert first.encoded and second.encoded
+    assert second.labels == [label or "other" for label in SCRIPT[10:]] != first.labels
+
+
+def test_strategy_on_the_command_line_chooses_the_rule(stand_in, tmp_path):
+    write_scene(tmp_path / "a.mp4", ["other"] * 3 + ["dog barking"] * 3)  # first agreement: on `other`
+    common = [str(tmp_path / "a.mp4"), "--classes", ",".join(CLASSES), f"cache.dir={stand_in.cache.dir}",
+              "extract.num_workers=0", "device=cpu"]
+    localize.main([*common, "--output", str(tmp_path / "v01")])
+    localize.main([*common, "--strategy", "v0", "--output", str(tmp_path / "v0")])
+    v01, v0 = (json.loads((tmp_path / name / "events.json").read_text()) for name in ("v01", "v0"))
+    assert v01["method"] == "training-free v01" and v01["videos"][0]["events"] == []  # the published quirk
+    assert v0["method"] == "training-free v0"
+    assert [(e["class"], e["start"], e["end"]) for e in v0["videos"][0]["events"]] == [("dog barking", 0.0, 6.0)]
+
+
+def test_benchmark_classes_on_the_command_line(synthetic_bench, tmp_path):
+    write_scene(tmp_path / "a.mp4", SCRIPT[:4])
+    localize.main([str(tmp_path / "a.mp4"), "--benchmark-classes", "--output", str(tmp_path / "out"),
+                   f"data.meta_csv={synthetic_bench['meta_csv']}", f"data.label_json={synthetic_bench['label_json']}",
+                   "encoder.size=tiny", "encoder.checkpoint=random", "device=cpu", "extract.num_workers=0",
+                   f"cache.dir={tmp_path / 'cache'}"])
+    index = AnnotationIndex.load(synthetic_bench["meta_csv"], synthetic_bench["label_json"])
+    assert json.loads((tmp_path / "out" / "events.json").read_text())["classes"] == list(
+        index.all_vocabulary.names)  # the benchmark's names, sorted, `other` last

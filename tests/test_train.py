@@ -391,3 +391,57 @@ def test_each_epoch_reads_its_audio_draw_and_zero_draws_read_eval_mode_audio(sep
     torch.testing.assert_close(audio, torch.from_numpy(data.features.gather(data.rows[members])[0]))
     _, without = _run(separable, tmp_path / "none", "train.audio_draws=0", "train.epochs=1")
     assert without["history"][0]["audio_draw"] is None
+
+
+# Per epoch: (accuracy, average) on the selection split. The best average comes first at epoch 2
+# and again at epoch 4; accuracy is highest at epoch 5 (the last), so keeping the last epoch,
+# selecting on accuracy or letting a later epoch win a tie each picks another epoch.
+SCRIPT = [(0.9, 0.30), (0.2, 0.50), (0.3, 0.45), (0.1, 0.50), (0.95, 0.20)]
+
+
+def _scripted_selection(monkeypatch, script_by_subset):
+    """evaluate_model as it is, but the selection split's summaries follow ``script_by_subset``
+    (subset -> per epoch (accuracy, average)); returns the weights seen at each epoch."""
+    original, calls, weights = training.evaluate_model, [], []
+
+    def scripted(model, data, texts, settings, block_videos):
+        evaluation = original(model, data, texts, settings, block_videos)
+        if len(calls) < len(next(iter(script_by_subset.values()))):  # the per-epoch selection passes
+            weights.append({k: v.clone() for k, v in model.state_dict().items()})
+            for subset, script in script_by_subset.items():
+                accuracy, average = script[len(calls)]
+                evaluation.summaries[subset] = {"accuracy": accuracy, "segment_f1": average, "event_f1": average,
+                                                "average": average}
+            calls.append(len(calls) + 1)
+        return evaluation
+
+    monkeypatch.setattr(training, "evaluate_model", scripted)
+    return weights
+
+
+def test_selection_keeps_the_first_epoch_with_the_best_average(separable, tmp_path, monkeypatch):
+    weights = _scripted_selection(monkeypatch, {"total": SCRIPT})
+    folder, results = _run(separable, tmp_path, "train.epochs=5")
+    assert results["selection"]["best_epoch"] == 2 and results["selection"]["metrics"]["average"] == 0.5
+    best = torch.load(folder / "checkpoints" / "best.pt", weights_only=True)
+    assert best["epoch"] == 2
+    for name, value in best["model"].items():  # best.pt holds epoch 2's weights, not the last ones
+        torch.testing.assert_close(value, weights[1][name], rtol=0, atol=0)
+    assert any(not torch.equal(weights[1][n], weights[4][n]) for n in weights[1])
+    monkeypatch.undo()  # the test table is the best checkpoint's own evaluation
+    train.main(separable + [f"output.root={tmp_path / 'again'}", "eval.split=test", "--evaluate",
+                            str(folder / "checkpoints" / "best.pt")])
+    again = json.loads((tmp_path / "again" / "v1_fine_tuning_best_test" / "results.json").read_text())
+    assert again["metrics"] == results["metrics"]
+
+
+def test_the_published_protocol_takes_each_row_at_its_own_best_epoch(separable, tmp_path, monkeypatch):
+    script = {"total": SCRIPT, "seen": [(0.5, a) for a in (0.1, 0.2, 0.6, 0.6, 0.3)],
+              "unseen": [(0.5, a) for a in (0.7, 0.2, 0.1, 0.3, 0.7)]}
+    _scripted_selection(monkeypatch, script)
+    _, results = _run(separable, tmp_path, "train.epochs=5", "train.selection=test")
+    per_subset = results["selection"]["per_subset"]
+    assert {s: per_subset[s]["best_epoch"] for s in ("seen", "unseen", "total")} == {"seen": 3, "unseen": 1,
+                                                                                     "total": 2}
+    assert {s: results["metrics"][s]["average"] for s in ("seen", "unseen", "total")} == {"seen": 0.6, "unseen": 0.7,
+                                                                                          "total": 0.5}

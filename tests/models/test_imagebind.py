@@ -162,3 +162,40 @@ def test_given_drop_masks_replace_the_draws(small_reference, train_mode_referenc
     assert not torch.allclose(dropped, plain)
     torch.testing.assert_close(mixed[2], dropped[2], rtol=1e-5, atol=1e-5)  # masks are per clip
     torch.testing.assert_close(mixed[[0, 1, 3, 4, 5]], plain[[0, 1, 3, 4, 5]], rtol=1e-5, atol=1e-5)
+
+
+def test_given_masks_equal_the_models_own_train_mode_draws(monkeypatch):
+    """The masks path (cached audio draws) and the model's own stochastic depth are one
+    computation: the masks the model draws itself, given back, give the same output."""
+    from models import imagebind
+
+    model = build_imagebind("small", audio_drop_path=0.5).train()
+    clips = torch.randn(3, 1, 128, 204, generator=torch.Generator().manual_seed(0))
+    drawn, original = [], imagebind.Block._drop
+
+    def recording(self, branch, mask):
+        out = original(self, branch, mask)
+        if mask is None and self.drops:
+            drawn.append(torch.where(branch != 0, out / branch, torch.zeros_like(out))[0, :, 0].clone())
+        return out
+
+    monkeypatch.setattr(imagebind.Block, "_drop", recording)
+    with torch.no_grad():
+        torch.manual_seed(7)
+        own = model.encode_audio(clips)
+        given = torch.stack(drawn)[None].expand(len(clips), -1, -1)  # [B, branches, tokens]
+        torch.testing.assert_close(model.encode_audio(clips, given), own, rtol=1e-5, atol=1e-5)
+    keep = torch.tensor(model.modality_trunks["audio"].drop_keep_probabilities())
+    assert set(torch.unique(torch.round(given * keep[None, :, None], decimals=4)).tolist()) <= {0.0, 1.0}
+
+
+def test_cached_draw_masks_are_bernoulli_keep_over_keep():
+    from data.audio_draws import draw_masks
+
+    keep = torch.tensor([0.9, 0.9, 0.6, 0.6])
+    masks = torch.cat([draw_masks(k, f"video{v}", keep, 500) for k in range(4) for v in range(5)])
+    torch.testing.assert_close(torch.unique(masks), torch.tensor([0.0, 1 / 0.9, 1 / 0.6]))  # kept: scaled by 1/keep
+    dropped = (masks == 0).float().mean(dim=(0, 2))
+    torch.testing.assert_close(dropped, 1 - keep, atol=0.02, rtol=0)  # each branch dropped at its rate
+    torch.testing.assert_close(masks.mean(dim=(0, 2)), torch.ones(4), atol=0.03, rtol=0)  # unbiased: E = 1
+    assert torch.equal(masks[0], masks[9])  # one video's ten segments share the draw

@@ -516,3 +516,16 @@ def test_a_cache_of_the_earlier_format_is_named_with_the_way_out(synthetic_bench
     with pytest.raises(CacheError, match=r"has format 1, written by an earlier version.*reads format 2.*"
                                          r"Point cache.dir at a new folder"):
         ensure_features(config, ["test"], AnnotationIndex.load(config.data.meta_csv, config.data.label_json))
+
+
+def test_a_cache_made_with_other_preprocessing_is_refused(synthetic_bench, tmp_path, monkeypatch):
+    config = synthetic_config(synthetic_bench, tmp_path / "cache")
+    extract(config, ["val"])
+    index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
+    made_with = imagebind_family.preprocessing()
+    other = json.loads(json.dumps(made_with))
+    other["audio"]["num_mel_bins"] = 64  # everything else as the cache was made
+    assert other != made_with and set(other) == set(made_with)
+    monkeypatch.setattr(imagebind_family, "preprocessing", lambda: other)
+    with pytest.raises(CacheError, match=r"(?s)made differently.*preprocessing.audio.num_mel_bins: 128 -> 64"):
+        ensure_features(config, ["val"], index)
