@@ -12,6 +12,7 @@ import threading
 
 import numpy as np
 import pytest
+import soundfile
 import torch
 
 pytest.importorskip("gradio", reason="the web app's requirements are not installed: pip install -r "
@@ -41,9 +42,11 @@ def handlers(stand_in, videos):
 
 
 def labelled_seconds(timeline: str, name: str) -> list[int]:
-    """The seconds the timeline draws in the class's colour (labelled), read back from its SVG."""
+    """The seconds the timeline marks as labelled with the class (what its tooltip says), read
+    back from its SVG."""
     row = timeline.split(f">{name}</span>")[1].split("</svg>")[0]
-    return [int(t) for t, fill in re.findall(r'<rect x="(\d+)"[^>]*fill="(#[0-9a-f]+)"', row) if fill != "#888888"]
+    return [int(t) for t, title in re.findall(r'<rect x="(\d+)"[^>]*><title>([^<]*)</title>', row)
+            if title.endswith("(labelled)")]
 
 
 def test_a_video_and_words_give_timeline_events_and_scores(handlers):
@@ -98,6 +101,8 @@ def test_an_upload_over_the_limit_is_refused_with_the_key_to_change(handlers, tm
     (lambda path: path.write_text("not a video at all"), "(not_a_video): "),
     (lambda path: write_scene(path, SCRIPT[:10], audio=False), "(no_audio): no audio track"),
     (lambda path: write_scene(path, ["dog barking"], frames_per_second=3), "(too_short): less than one whole second"),
+    (lambda path: soundfile.write(path, np.zeros(16000, np.float32), 16000, format="WAV"),
+     "(no_picture): no video stream"),
 ])
 def test_a_bad_upload_shows_the_localizers_reason(handlers, tmp_path, make, reason):
     path = tmp_path / "upload.mkv"
@@ -189,3 +194,32 @@ def test_a_port_in_use_is_one_line_and_status_2(tmp_path):
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}") and "choose another --port" in \
         result.stderr and result.stderr.count("\n") == 1
+
+
+def test_an_upload_of_exactly_the_limit_is_accepted(handlers, tmp_path):
+    exact = tmp_path / "exact.mp4"
+    exact.write_bytes(b"\0" * 1_000_000)  # app.max_upload_mb = 1: 10^6 bytes
+    video, status = handlers.upload(str(exact))
+    assert video == str(exact) and status == ""
+    answer, status, *_ = handlers.query(video, "dog barking", "training-free v01")
+    assert "(not_a_video): " in status  # accepted, then found not to be a video
+
+
+@pytest.mark.parametrize("name, accepted", [("upper.MP4", True), ("clip.3gp", True), ("clip.ogv", True),
+                                            ("notes.txt", False), ("clip", False)])
+def test_only_video_suffixes_are_offered_and_picked(handlers, videos, name, accepted):
+    (videos / name).write_bytes((videos / "scene.mp4").read_bytes())
+    assert (name in handlers.explorer.choices()) is accepted
+    video, status = handlers.pick(name)
+    assert (video is not None) is accepted
+    assert status == "" if accepted else "is not a video of the --videos folder" in status
+
+
+def test_a_cut_upload_is_localized_and_says_partial(handlers, tmp_path):
+    write_scene(tmp_path / "whole.mkv", (SCRIPT + SCRIPT)[:30])
+    data = (tmp_path / "whole.mkv").read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(data[:len(data) // 2])
+    video, _ = handlers.upload(str(tmp_path / "cut.mkv"))
+    answer, status, timeline, events, *_ = handlers.query(video, "dog barking, car horn", "training-free v01")
+    assert answer.ok and answer.result.status == "partial" and "partial: the container declares 30.0 s" in status
+    assert "dog barking" in timeline and handlers.player(video, answer) == video

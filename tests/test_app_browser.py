@@ -7,6 +7,8 @@ OVAVEL_REQUIRE_BROWSER=1 (CI) makes that a failure."""
 import os
 import re
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -139,3 +141,24 @@ def test_bad_and_oversized_uploads_and_the_videos_folder(browser, served, tmp_pa
     assert list((tmp_path / "uploads").rglob("notes.mp4")), "uploads are kept in GRADIO_TEMP_DIR"
     assert not list((tmp_path / "uploads").rglob("big.mp4")), "the server kept an upload over the limit"
     assert re.search(r"on_disk\.mp4 · 10 s", page.locator("#status").inner_text())
+
+
+@pytest.mark.slow
+def test_the_server_serves_the_videos_folder_and_nothing_outside_it(served, tmp_path):
+    """What the README promises, from the served files' side: the --videos folder is served, and
+    a file outside it is refused however it is reached (a path, ``..``, a link, the cache)."""
+    videos = tmp_path / "videos"
+    (tmp_path / "secret.txt").write_text("secret")
+    (videos / "link.mp4").symlink_to(tmp_path / "secret.txt")
+
+    def status(path) -> int:
+        try:
+            with urllib.request.urlopen(f"{served}gradio_api/file={path}", timeout=30) as answer:
+                return answer.status
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    assert status(videos / "on_disk.mp4") == 200
+    for outside in (tmp_path / "secret.txt", videos / ".." / "secret.txt", videos / "link.mp4", "/etc/passwd",
+                    tmp_path / "app.log"):
+        assert status(outside) == 403, outside

@@ -23,8 +23,9 @@ def test_overrides_may_follow_an_option_that_takes_several_values():
                                   "tools.score_predictions"])
 def test_help_shows_the_whole_description(name, capsys):
     module = importlib.import_module(name)
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as exit_info:
         module.main(["--help"])
+    assert exit_info.value.code == 0
     out = " ".join(capsys.readouterr().out.split())
     first_paragraph = " ".join(module.__doc__.strip().split("\n\n")[0].split())
     assert first_paragraph.endswith((".", ":")), first_paragraph

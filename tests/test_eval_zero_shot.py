@@ -1,6 +1,7 @@
 import csv
 import hashlib
 import json
+import re
 import subprocess
 import sys
 
@@ -162,10 +163,13 @@ def test_clear_errors(synthetic_bench, tmp_path):
         _run(base + [f"cache.dir={tmp_path / 'empty'}", f"data.media_root={tmp_path / 'none'}"])
 
 
-def test_user_error_prints_one_line_without_traceback(tmp_path):
+def test_user_error_prints_one_line_without_traceback(tmp_path, capsys):
     result = subprocess.run([sys.executable, "eval_zero_shot.py", "eval.strategy=v9"], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
-    with pytest.raises(SystemExit):
-        _run(["--strategy", "v3"])  # argparse lists the choices
+    with pytest.raises(SystemExit) as exit_info:
+        _run(["--strategy", "v3"])
+    assert exit_info.value.code == 2
+    assert re.search(r"argument --strategy: invalid choice: 'v3' \(choose from '?v0'?, '?v01'?\)",
+                     capsys.readouterr().err)
