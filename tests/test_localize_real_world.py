@@ -324,3 +324,16 @@ def test_a_store_that_cannot_be_written_serves_what_it_holds(stand_in, tmp_path,
     assert again.labels == first.labels and not again.encoded
     assert run_cli([*on(stand_in), tmp_path / "new.mp4", "--classes", ",".join(CLASSES)]) == 2
     assert "cannot encode into the embedding store at" in capsys.readouterr().err
+
+
+def test_with_a_checkpoint_a_second_without_evidence_is_other(tmp_path):
+    path = checkpoint_file(tmp_path / "blind.pt")
+    state = torch.load(path, weights_only=True)
+    for name in state["model"]:
+        if ".norm" in name:  # post-LayerNorm with zero gain and bias: every embedding becomes 0
+            state["model"][name].zero_()
+    torch.save(state, path)
+    write_scene(tmp_path / "a.mp4", SCRIPT[:10])
+    config = config_io.load(Config, REPO / "configs" / "localize.yaml", tiny(tmp_path))
+    [result] = Localizer(config, path).localize([tmp_path / "a.mp4"], CLASSES)
+    assert result.labels == ["other"] * 10 and result.events == []  # not the first name, ten times

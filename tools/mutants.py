@@ -1,0 +1,196 @@
+"""Mutation check: plausible bugs planted one at a time in a copy of the toolkit, each with the
+tests that must catch it. A mutant the tests let through is a hole in them. Run on demand and
+before a release, not in CI (each mutant runs its tests; all of them take several minutes on
+2 cores):
+
+    python tools/mutants.py                       # every mutant
+    python tools/mutants.py selection-last-epoch threshold-exclusive
+    python tools/mutants.py --list
+
+First the chosen mutants' tests run on the unchanged code (they must pass, or a failure would
+prove nothing). Then each mutant is printed as caught or missed (or stale: its original text is no
+longer in the code, so the entry must be updated), then the counts; exit status 1 when one was
+missed or is stale. Every new feature adds its own entries to MUTANTS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    file: str
+    original: str  # must occur exactly once in the file
+    mutated: str
+    tests: tuple[str, ...]  # pytest node ids: at least one must fail
+
+
+T_TRAIN = "tests/test_train.py"
+T_LOCALIZE = "tests/test_localize.py"
+T_REAL = "tests/test_localize_real_world.py"
+T_SEGMENTS = "tests/data/test_video_segments.py"
+
+MUTANTS = (
+    # model selection
+    Mutant("selection-last-epoch", "pipeline/training.py",
+           'if best is None or chosen["average"] > best["average"]:', "if True:",
+           (f"{T_TRAIN}::test_selection_keeps_the_first_epoch_with_the_best_average",)),
+    Mutant("selection-on-accuracy", "pipeline/training.py",
+           'if best is None or chosen["average"] > best["average"]:',
+           'if best is None or chosen["accuracy"] > best["accuracy"]:',
+           (f"{T_TRAIN}::test_selection_keeps_the_first_epoch_with_the_best_average",)),
+    Mutant("selection-later-wins-ties", "pipeline/training.py",
+           'if best is None or chosen["average"] > best["average"]:',
+           'if best is None or chosen["average"] >= best["average"]:',
+           (f"{T_TRAIN}::test_selection_keeps_the_first_epoch_with_the_best_average",)),
+    Mutant("per-subset-selection-last-tie", "pipeline/training.py",
+           'best = max(scored, key=lambda record: record["by_subset"][subset]["average"])',
+           'best = max(reversed(scored), key=lambda record: record["by_subset"][subset]["average"])',
+           (f"{T_TRAIN}::test_the_published_protocol_takes_each_row_at_its_own_best_epoch",)),
+    # audio draws
+    Mutant("draws-without-rescaling", "data/audio_draws.py",
+           "masks = (uniform < keep[:, None]).float() / keep[:, None]", "masks = (uniform < keep[:, None]).float()",
+           ("tests/models/test_imagebind.py::test_cached_draw_masks_are_bernoulli_keep_over_keep",)),
+    Mutant("given-masks-rescaled-again", "models/imagebind.py", "return branch * mask[..., None]",
+           "return branch * mask[..., None] * (1 - self.drop_path)",
+           ("tests/models/test_imagebind.py::test_given_masks_equal_the_models_own_train_mode_draws",)),
+    # cache provenance
+    Mutant("provenance-ignores-preprocessing", "data/feature_cache.py",
+           'COMPARED_KEYS = ("format_version", "encoder", "models", "preprocessing", "dtype")',
+           'COMPARED_KEYS = ("format_version", "encoder", "models", "dtype")',
+           ("tests/pipeline/test_extraction.py::test_a_cache_made_with_other_preprocessing_is_refused",)),
+    # evaluation
+    Mutant("evaluation-drops-the-last-block", "models/similarity.py",
+           "for start in range(0, len(rows), block_videos):", "for start in range(0, len(rows) - 1, block_videos):",
+           ("tests/test_eval_zero_shot.py::test_golden_similarities_through_the_cache",
+            "tests/test_eval_zero_shot.py::test_end_to_end_on_synthetic_media")),
+    Mutant("evaluation-ignores-the-strategy", "pipeline/evaluate.py",
+           'decoder = strategies.strategy(config.eval.strategy, "eval.strategy", needs="similarities").decoder()',
+           'decoder = strategies.strategy("v01", "eval.strategy", needs="similarities").decoder()',
+           ("tests/test_eval_zero_shot.py::test_golden_similarities_through_the_cache",)),
+    # metrics and decoders (guarded well; kept as a check of the check)
+    Mutant("iou-strictly-above-half", "metrics.py", "matches = (inter >= IOU_THRESHOLD * union)",
+           "matches = (inter > IOU_THRESHOLD * union)", ("tests/test_metrics.py",)),
+    Mutant("v0-sees-other", "models/decoders.py", "columns = k if use_other else background", "columns = k",
+           ("tests/models/test_decoders.py",)),
+    # the localizer
+    Mutant("threshold-exclusive", "pipeline/localize.py", "if score >= threshold:", "if score > threshold:",
+           (f"{T_LOCALIZE}::test_an_event_scoring_exactly_the_threshold_is_kept_and_runs_break_at_gaps",)),
+    Mutant("confidence-temperature-30", "pipeline/localize.py", "LOGIT_SCALE = 100.0", "LOGIT_SCALE = 30.0",
+           (f"{T_LOCALIZE}::test_confidences_are_the_softmax_of_100_cosines_and_the_threshold_filters",)),
+    Mutant("store-keyed-by-path", "pipeline/localize.py", "self._keys[seen] = file_sha256(path)",
+           'self._keys[seen] = __import__("hashlib").sha256(str(path.resolve()).encode()).hexdigest()',
+           (f"{T_LOCALIZE}::test_a_file_rewritten_in_place_is_encoded_again",)),
+    Mutant("cli-ignores-strategy", "localize.py", "args.strategy or strategies.DEFAULT, args.threshold",
+           "strategies.DEFAULT, args.threshold",
+           (f"{T_LOCALIZE}::test_strategy_on_the_command_line_chooses_the_rule",)),
+    Mutant("cli-ignores-threshold", "localize.py", "args.strategy or strategies.DEFAULT, args.threshold, process",
+           "args.strategy or strategies.DEFAULT, 0.0, process",
+           (f"{T_LOCALIZE}::test_confidences_are_the_softmax_of_100_cosines_and_the_threshold_filters",)),
+    Mutant("no-evidence-takes-the-first-name", "pipeline/localize.py", '"no_evidence": "background"',
+           '"no_evidence": "first"', (f"{T_REAL}::test_with_a_checkpoint_a_second_without_evidence_is_other",)),
+    Mutant("rotation-ignored", "data/video_segments.py",
+           "return image if transpose is None else image.transpose(transpose)", "return image",
+           (f"{T_SEGMENTS}::test_frames_are_turned_as_the_display_matrix_says",
+            f"{T_REAL}::test_a_phone_clip_reaches_the_encoder_upright")),
+    Mutant("sound-read-from-its-first-sample", "data/video_segments.py",
+           "first = int(round((low - self.start) * SAMPLE_RATE))", "first = int(round(low * SAMPLE_RATE))",
+           (f"{T_SEGMENTS}::test_a_late_sound_is_paired_with_its_own_seconds",)),
+    Mutant("clock-from-zero", "data/video_segments.py", "self.zero = min(starts) if starts else 0.0",
+           "self.zero = 0.0", (f"{T_SEGMENTS}::test_streams_that_both_start_late_lose_nothing",)),
+    Mutant("cut-files-reported-ok", "data/video_windows.py",
+           "if declared is not None and seconds.end < declared - PARTIAL_GAP:", "if False:",
+           (f"{T_REAL}::test_a_cut_file_is_partial_its_seconds_localized_and_the_exit_status_1",)),
+    Mutant("a-path-given-twice-is-two-inputs", "pipeline/localize.py", "if candidate.resolve() not in seen:",
+           "if True:", (f"{T_REAL}::test_twins_are_encoded_once_and_a_path_given_twice_is_one_input",)),
+    Mutant("case-duplicates-allowed", "pipeline/localize.py",
+           'return " ".join(name.split()).casefold()', "return name",
+           (f"{T_REAL}::test_class_files_and_class_lists_as_people_write_them",)),
+    # documented defaults
+    Mutant("published-lr-changed", "configs/v1_fine_tuning.yaml", "lr: 5.0e-5", "lr: 1.0e-4",
+           ("tests/test_readme_defaults.py",)),
+    Mutant("app-upload-limit-changed", "configs/app.yaml", "max_upload_mb: 500", "max_upload_mb: 50",
+           ("tests/test_readme_defaults.py",)),
+    # the web app
+    Mutant("upload-limit-off-by-one", "webapp/explorer.py", "if size > self.max_upload_mb * MB:",
+           "if size >= self.max_upload_mb * MB:", ("tests/test_app.py::test_an_upload_of_exactly_the_limit_is_accepted",)),
+    Mutant("picking-ignores-the-suffix", "webapp/explorer.py",
+           "if not inside or Path(name).suffix.lower() not in VIDEO_SUFFIXES:", "if not inside:",
+           ("tests/test_app.py::test_only_video_suffixes_are_offered_and_picked",)),
+)
+
+
+def toolkit_files() -> list[str]:
+    """The files a fresh clone would have (tracked, plus new ones git does not ignore)."""
+    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                            text=True, check=True).stdout.splitlines()
+    return [name for name in listed if (REPO / name).is_file()]
+
+
+def run_mutant(mutant: Mutant, copy: Path, env: dict) -> tuple[str, float]:
+    """caught / missed / stale / error, and the seconds its tests took."""
+    path = copy / mutant.file
+    text = path.read_text()
+    if text.count(mutant.original) != 1:
+        return "stale", 0.0
+    path.write_text(text.replace(mutant.original, mutant.mutated))
+    start = time.perf_counter()
+    try:
+        result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+                                 *mutant.tests], cwd=copy, env=env, capture_output=True, text=True, timeout=1200)
+    finally:
+        path.write_text(text)
+    outcome = {0: "missed", 1: "caught"}.get(result.returncode, "error")
+    return outcome, time.perf_counter() - start
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="mutants to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="list the mutants and their tests")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - {m.name for m in MUTANTS})
+    if unknown:
+        parser.error(f"unknown mutant(s) {', '.join(unknown)}; --list shows them")
+    chosen = [m for m in MUTANTS if not args.names or m.name in args.names]
+    if args.list:
+        for mutant in chosen:
+            print(f"{mutant.name:38s} {mutant.file}: {' '.join(mutant.tests)}")
+        return
+    shared = Path(os.environ.get("OVAVEL_SHARED", REPO.parent / "shared")).resolve()
+    env = {**os.environ, "OVAVEL_SHARED": str(shared)}
+    counts: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="mutants_") as folder:
+        copy = Path(folder) / "toolkit"
+        for name in toolkit_files():
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, copy / name)
+        tests = sorted({test for mutant in chosen for test in mutant.tests})
+        baseline = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests], cwd=copy,
+                                  env=env, capture_output=True, text=True, timeout=3600)
+        if baseline.returncode != 0:  # a failure then would not be the mutant's doing
+            sys.exit(f"the mutants' tests fail on the unchanged code:\n{baseline.stdout[-3000:]}")
+        for mutant in chosen:
+            outcome, seconds = run_mutant(mutant, copy, env)
+            counts[outcome] = counts.get(outcome, 0) + 1
+            print(f"{outcome:7s} {mutant.name:38s} ({seconds:5.1f} s)", flush=True)
+    print(", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) + f" of {len(chosen)} mutants")
+    if counts.get("missed") or counts.get("stale") or counts.get("error"):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
