@@ -6,8 +6,6 @@ import dataclasses
 import os
 import re
 import socket
-import subprocess
-import sys
 import threading
 
 import numpy as np
@@ -19,7 +17,7 @@ pytest.importorskip("gradio", reason="the web app's requirements are not install
                                      "requirements-app.txt")
 
 import app  # noqa: E402
-from conftest import REPO  # noqa: E402
+from common import cli  # noqa: E402
 from models.temporal import LAYOUT, TemporalModel, TemporalSettings  # noqa: E402
 from pipeline.localize import Localizer  # noqa: E402
 from stand_in import SCRIPT, write_scene  # noqa: E402
@@ -183,17 +181,18 @@ def test_the_answer_time_counts_the_wait_for_another_query(handlers):
     assert re.search(r"answered in (\d+\.\d+) s \((\d+\.\d+) s of it waiting for another query\)", status)
 
 
-def test_a_port_in_use_is_one_line_and_status_2(tmp_path):
+def test_a_port_in_use_is_one_line_and_status_2(stand_in, videos, monkeypatch, capsys):
+    monkeypatch.setattr(app, "Localizer", lambda config: Localizer(stand_in))
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run([sys.executable, str(REPO / "app.py"), "--port", str(port), "encoder.size=tiny",
-                                 "encoder.checkpoint=random", f"cache.dir={tmp_path / 'cache'}", "device=cpu"],
-                                cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.startswith(f"error: cannot listen on 127.0.0.1:{port}") and "choose another --port" in \
-        result.stderr and result.stderr.count("\n") == 1
+        with pytest.raises(SystemExit) as exit_info:
+            cli.run(lambda: app.main(["--videos", str(videos), "--port", str(port)]))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}") and "choose another --port" in err
+    assert err.count("\n") == 1
 
 
 def test_an_upload_of_exactly_the_limit_is_accepted(handlers, tmp_path):

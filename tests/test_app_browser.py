@@ -9,6 +9,8 @@ import re
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -42,15 +44,22 @@ def browser():
         yield launched
 
 
-@pytest.fixture
-def served(tmp_path):
-    """The app with the tiny random ImageBind, a --videos folder and a 1 MB upload limit."""
-    videos = tmp_path / "videos"
-    write_scene(videos / "on_disk.mp4", SCRIPT[:10])
-    with serving(["--config", REPO / "configs" / "app.yaml", "--videos", videos, *TINY,
-                  f"cache.dir={tmp_path / 'cache'}", "app.max_upload_mb=1"], tmp_path / "app.log", cwd=tmp_path,
-                 env={"GRADIO_TEMP_DIR": str(tmp_path / "uploads")}) as url:
-        yield url
+@dataclass
+class Served:
+    url: str
+    folder: Path  # holds videos/ (the --videos folder), uploads/ (GRADIO_TEMP_DIR), cache/, app.log
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """The app with the tiny random ImageBind, a --videos folder and a 1 MB upload limit; started
+    once for the module's tests."""
+    folder = tmp_path_factory.mktemp("served")
+    write_scene(folder / "videos" / "on_disk.mp4", SCRIPT[:10])
+    with serving(["--config", REPO / "configs" / "app.yaml", "--videos", folder / "videos", *TINY,
+                  f"cache.dir={folder / 'cache'}", "app.max_upload_mb=1"], folder / "app.log", cwd=folder,
+                 env={"GRADIO_TEMP_DIR": str(folder / "uploads")}) as url:
+        yield Served(url, folder)
 
 
 def expected_events(tmp_path, video, words, strategy):
@@ -75,7 +84,7 @@ def test_upload_words_events_and_a_requery_that_encodes_nothing(browser, served,
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     requested = []
     page.on("request", lambda request: requested.append(request.url))
-    page.goto(served)
+    page.goto(served.url)
     page.locator("#words textarea").fill("dog barking, car horn")
     page.locator("#method input").click()
     page.get_by_role("option", name="training-free v0", exact=True).click()
@@ -109,8 +118,8 @@ def test_upload_words_events_and_a_requery_that_encodes_nothing(browser, served,
     assert "video not re-encoded" in status
     assert page.locator("#score-class input").input_value() in ("car horn", "lawn mower", "dog barking")
     assert page.locator("#scores svg.ovl-chart polyline").count() == 3
-    assert any(url.startswith(f"{served}gradio_api/") for url in requested)  # the listener saw the page's own
-    assert [url for url in requested if not url.startswith((served, "data:", "blob:"))] == [], \
+    assert any(url.startswith(f"{served.url}gradio_api/") for url in requested)  # the listener saw the page's own
+    assert [url for url in requested if not url.startswith((served.url, "data:", "blob:"))] == [], \
         "the page loads nothing from outside the app"
     page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
     assert (tmp_path / "app.png").stat().st_size > 20_000
@@ -119,7 +128,7 @@ def test_upload_words_events_and_a_requery_that_encodes_nothing(browser, served,
 @pytest.mark.slow
 def test_bad_and_oversized_uploads_and_the_videos_folder(browser, served, tmp_path):
     page = browser.new_page()
-    page.goto(served)
+    page.goto(served.url)
     page.locator("#words textarea").fill("dog barking")
     notes = tmp_path / "notes.mp4"
     notes.write_text("not a video at all")
@@ -138,8 +147,8 @@ def test_bad_and_oversized_uploads_and_the_videos_folder(browser, served, tmp_pa
     page.locator("#upload input[type=file]").set_input_files(str(big))
     page.wait_for_function("() => /exceed|too large|maximum/i.test(document.body.innerText)", timeout=20_000)
     assert "big.mp4" not in page.locator("#status").inner_text()
-    assert list((tmp_path / "uploads").rglob("notes.mp4")), "uploads are kept in GRADIO_TEMP_DIR"
-    assert not list((tmp_path / "uploads").rglob("big.mp4")), "the server kept an upload over the limit"
+    assert list((served.folder / "uploads").rglob("notes.mp4")), "uploads are kept in GRADIO_TEMP_DIR"
+    assert not list((served.folder / "uploads").rglob("big.mp4")), "the server kept an upload over the limit"
     assert re.search(r"on_disk\.mp4 · 10 s", page.locator("#status").inner_text())
 
 
@@ -147,18 +156,18 @@ def test_bad_and_oversized_uploads_and_the_videos_folder(browser, served, tmp_pa
 def test_the_server_serves_the_videos_folder_and_nothing_outside_it(served, tmp_path):
     """What the README promises, from the served files' side: the --videos folder is served, and
     a file outside it is refused however it is reached (a path, ``..``, a link, the cache)."""
-    videos = tmp_path / "videos"
+    videos = served.folder / "videos"
     (tmp_path / "secret.txt").write_text("secret")
     (videos / "link.mp4").symlink_to(tmp_path / "secret.txt")
 
     def status(path) -> int:
         try:
-            with urllib.request.urlopen(f"{served}gradio_api/file={path}", timeout=30) as answer:
+            with urllib.request.urlopen(f"{served.url}gradio_api/file={path}", timeout=30) as answer:
                 return answer.status
         except urllib.error.HTTPError as err:
             return err.code
 
     assert status(videos / "on_disk.mp4") == 200
     for outside in (tmp_path / "secret.txt", videos / ".." / "secret.txt", videos / "link.mp4", "/etc/passwd",
-                    tmp_path / "app.log"):
+                    served.folder / "app.log", served.folder / "cache" / "provenance.json"):
         assert status(outside) == 403, outside

@@ -12,7 +12,7 @@ def test_the_gpu_check_runs_through_on_the_cpu(tmp_path):
     """The prepared GPU check, run on the CPU with the tiny encoder: every step works end to end
     (on a GPU the same script measures the real thing)."""
     result = subprocess.run([sys.executable, str(REPO / "tools" / "gpu_check.py"), "--output", str(tmp_path),
-                             "--device", "cpu", "--size", "tiny", "--batch", "2"],
+                             "--device", "cpu", "--size", "tiny", "--batch", "2", "--extract-size", "tiny"],
                             cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = (tmp_path / "summary.md").read_text()

@@ -41,13 +41,13 @@ def _run(command: list[str], log: Path, timeout: int) -> tuple[int, float]:
     return done.returncode, time.perf_counter() - start
 
 
-def _extraction_command(bench: dict, cache: Path, device: str, torchrun: bool) -> list[str]:
+def _extraction_command(bench: dict, cache: Path, device: str, torchrun: bool, size: str) -> list[str]:
     launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
                 if torchrun else [sys.executable])
     return launcher + [
         str(REPO / "tools" / "extract_features.py"), "--config", str(REPO / "configs" / "_base_" / "default.yaml"),
         f"data.meta_csv={bench['meta_csv']}", f"data.label_json={bench['label_json']}",
-        f"data.media_root={bench['media_root']}", "encoder.size=small", "encoder.checkpoint=random",
+        f"data.media_root={bench['media_root']}", f"encoder.size={size}", "encoder.checkpoint=random",
         f"cache.dir={cache}", "cache.dtype=float32", f"device={device}", "extract.chunk_size=8",
         "extract.num_workers=2", "extract.batch_size=4", f"train.audio_draws={DRAWS}"]
 
@@ -73,6 +73,7 @@ def main(argv=None) -> None:
     parser.add_argument("--size", default="huge", help="encoder size for the benchmark")
     parser.add_argument("--batch", type=int, default=32, help="videos per benchmark batch (x 10 segments)")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "tf32", "bf16"])
+    parser.add_argument("--extract-size", default="small", help="encoder size of the 1-vs-2-process extraction")
     args = parser.parse_args(argv)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -96,8 +97,10 @@ def main(argv=None) -> None:
     single, shared = out / "cache_one_process", out / "cache_two_processes"
     for cache in (single, shared):
         shutil.rmtree(cache, ignore_errors=True)
-    one, one_s = _run(_extraction_command(bench, single, args.device, False), out / "extract_one.log", 300)
-    two, two_s = _run(_extraction_command(bench, shared, args.device, True), out / "extract_two.log", 300)
+    one, one_s = _run(_extraction_command(bench, single, args.device, False, args.extract_size),
+                      out / "extract_one.log", 300)
+    two, two_s = _run(_extraction_command(bench, shared, args.device, True, args.extract_size),
+                      out / "extract_two.log", 300)
     lines += ["", "## Extraction (splits and audio draws): torchrun --nproc_per_node=2 on one device vs one process",
               ""]
     if one == two == 0:
@@ -109,7 +112,8 @@ def main(argv=None) -> None:
     else:
         failures.append(f"extraction failed (one process: exit {one}, two: exit {two}); see the logs in {out}")
 
-    done = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider"],
+    done = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", "-p", "no:cacheprovider",
+                           "tests/test_gpu.py"],
                           cwd=REPO, capture_output=True, text=True, timeout=240)
     (out / "gpu_tests.log").write_text(done.stdout + done.stderr)
     summary_line = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
