@@ -337,3 +337,13 @@ def test_with_a_checkpoint_a_second_without_evidence_is_other(tmp_path):
     config = config_io.load(Config, REPO / "configs" / "localize.yaml", tiny(tmp_path))
     [result] = Localizer(config, path).localize([tmp_path / "a.mp4"], CLASSES)
     assert result.labels == ["other"] * 10 and result.events == []  # not the first name, ten times
+
+
+def test_a_config_file_of_ones_own_on_the_command_line(stand_in, tmp_path):
+    write_scene(tmp_path / "a.mp4", SCRIPT[:6])
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(f"_base_: {REPO / 'configs' / 'localize.yaml'}\noutput:\n  plots: false\n")
+    assert run_cli([*on(stand_in), tmp_path / "a.mp4", "--classes", ",".join(CLASSES), "--config", mine,
+                    "--output", tmp_path / "out"]) == 0
+    assert (tmp_path / "out" / "events.json").is_file() and not (tmp_path / "out" / "timelines").exists()
+    assert "plots: false" in (tmp_path / "out" / "config.yaml").read_text()
