@@ -47,6 +47,12 @@ def _run(overrides, tmp_path, *extra):
     return folder, json.loads((folder / "results.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def default_run(separable, tmp_path_factory):
+    """One run with the default settings, read (never written) by the tests that need one."""
+    return _run(separable, tmp_path_factory.mktemp("default_run"))
+
+
 @pytest.mark.parametrize("settings", [
     TemporalSettings(),
     TemporalSettings(attention="cross", num_heads=2, num_layers=2),
@@ -197,8 +203,8 @@ def test_training_lowers_loss_and_raises_validation_accuracy(separable, tmp_path
     assert result.selection["metrics"]["average"] > untrained["average"] + 0.05
 
 
-def test_full_run_outputs_and_determinism(separable, tmp_path):
-    folder, results = _run(separable, tmp_path)
+def test_full_run_outputs_and_determinism(separable, default_run, tmp_path):
+    folder, results = default_run
     for name in ("results.json", "predictions.csv", "history.csv", "config.yaml", "log.txt",
                  "checkpoints/best.pt", "checkpoints/last.pt", "timelines.png", "per_class_f1.png"):
         assert (folder / name).is_file(), name
@@ -218,8 +224,8 @@ def test_full_run_outputs_and_determinism(separable, tmp_path):
     assert [h["train_loss"] for h in again["history"]] == [h["train_loss"] for h in results["history"]]
 
 
-def test_resume_equals_uninterrupted(separable, tmp_path, monkeypatch):
-    _, uninterrupted = _run(separable, tmp_path / "whole")
+def test_resume_equals_uninterrupted(separable, default_run, tmp_path, monkeypatch):
+    whole_run, uninterrupted = default_run
     saves = {"last": 0}
     original = training._save
 
@@ -243,7 +249,7 @@ def test_resume_equals_uninterrupted(separable, tmp_path, monkeypatch):
     folder, resumed = _run(separable, tmp_path / "cut", "--resume")
     assert resumed["metrics"] == uninterrupted["metrics"]
     assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in uninterrupted["history"]]
-    whole = torch.load(tmp_path / "whole" / "runs" / "v1_fine_tuning" / "checkpoints" / "last.pt", weights_only=True)
+    whole = torch.load(whole_run / "checkpoints" / "last.pt", weights_only=True)
     cut = torch.load(folder / "checkpoints" / "last.pt", weights_only=True)
     for name, tensor in whole["model"].items():
         assert torch.equal(tensor, cut["model"][name]), name
@@ -252,8 +258,8 @@ def test_resume_equals_uninterrupted(separable, tmp_path, monkeypatch):
         assert [int(row["epoch"]) for row in csv.DictReader(handle)] == list(range(1, 7))
 
 
-def test_evaluate_only_reproduces_the_test_numbers(separable, tmp_path, capsys):
-    folder, results = _run(separable, tmp_path)
+def test_evaluate_only_reproduces_the_test_numbers(separable, default_run, tmp_path, capsys):
+    folder, results = default_run
     best = str(folder / "checkpoints" / "best.pt")
     runs = tmp_path / "runs"
     train.main(separable + [f"output.root={runs}", "--evaluate", best])
