@@ -36,10 +36,10 @@ def map_params(raw) -> np.ndarray:
 def rival(scores: np.ndarray) -> np.ndarray:
     """Per class, the best other class's score minus its own (the top class: second best minus
     best), over the last axis."""
-    order = np.argsort(-scores, axis=-1, kind="stable")[..., :2]
-    top1 = np.take_along_axis(scores, order[..., :1], axis=-1)
-    top2 = np.take_along_axis(scores, order[..., 1:2], axis=-1)
-    winner = np.arange(scores.shape[-1]) == order[..., :1]
+    first = scores.argmax(axis=-1)[..., None]  # the lowest index on ties
+    winner = np.arange(scores.shape[-1]) == first
+    top1 = np.take_along_axis(scores, first, axis=-1)
+    top2 = np.where(winner, -np.inf, scores).max(axis=-1, keepdims=True).astype(scores.dtype)
     return top1 + (top2 - top1) * winner.astype(scores.dtype) - scores
 
 
@@ -52,24 +52,33 @@ def _params(params, videos: int) -> np.ndarray:
     return params[:, :, None, None]  # [N, 10, 1, 1]
 
 
-def thresholds(sim_audio, sim_visual, params) -> tuple[np.ndarray, np.ndarray]:
-    """Audio and visual thresholds ``[N, T, C]`` for similarities ``[N, T, C]`` and parameters
-    ``[N, 10]`` (one vector per video) or ``[10]`` (one for all)."""
+def cues(sim_audio, sim_visual) -> tuple[np.ndarray, ...]:
+    """The rule's parameter-free terms ``[N, T, C]`` (or ``[N, 1, C]`` for the time-averaged ones):
+    audio contender, cross-check, sustained support and burstiness, then the visual ones."""
     a = np.asarray(sim_audio, dtype=np.float32)
     v = np.asarray(sim_visual, dtype=np.float32)
-    p = _params(params, len(a))
     joint = np.minimum(a, v)
     a_support = np.float32(0.5) * (a + joint)
     v_support = np.float32(0.5) * (v + joint)
-    a_contend, a_cross = rival(a_support), rival(v)
-    a_sustain = rival(a_support.mean(axis=1, keepdims=True))
-    a_burst = a - a_support.mean(axis=1, keepdims=True)
-    v_contend, v_cross = rival(v_support), rival(a)
-    v_sustain = rival(v_support.mean(axis=1, keepdims=True))
-    v_burst = v - v_support.mean(axis=1, keepdims=True)
-    audio = p[:, 0] + p[:, 1] * a_contend + p[:, 2] * a_cross + p[:, 3] * a_sustain + p[:, 4] * a_burst
-    visual = p[:, 5] + p[:, 6] * v_contend + p[:, 7] * v_sustain + p[:, 8] * v_burst + p[:, 9] * v_cross
+    a_mean, v_mean = a_support.mean(axis=1, keepdims=True), v_support.mean(axis=1, keepdims=True)
+    return (rival(a_support), rival(v), rival(a_mean), a - a_mean,
+            rival(v_support), rival(v_mean), v - v_mean, rival(a))
+
+
+def combine(terms, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Thresholds from the terms and parameters ``p`` (``[..., 10, 1, 1]``, broadcast against them)."""
+    a_contend, a_cross, a_sustain, a_burst, v_contend, v_sustain, v_burst, v_cross = terms
+    audio = p[..., 0, :, :] + p[..., 1, :, :] * a_contend + p[..., 2, :, :] * a_cross \
+        + p[..., 3, :, :] * a_sustain + p[..., 4, :, :] * a_burst
+    visual = p[..., 5, :, :] + p[..., 6, :, :] * v_contend + p[..., 7, :, :] * v_sustain \
+        + p[..., 8, :, :] * v_burst + p[..., 9, :, :] * v_cross
     return audio, visual
+
+
+def thresholds(sim_audio, sim_visual, params) -> tuple[np.ndarray, np.ndarray]:
+    """Audio and visual thresholds ``[N, T, C]`` for similarities ``[N, T, C]`` and parameters
+    ``[N, 10]`` (one vector per video) or ``[10]`` (one for all)."""
+    return combine(cues(sim_audio, sim_visual), _params(params, len(sim_audio)))
 
 
 def vote(sim_audio, sim_visual, audio_thresholds, visual_thresholds) -> np.ndarray:
@@ -86,3 +95,44 @@ def vote(sim_audio, sim_visual, audio_thresholds, visual_thresholds) -> np.ndarr
 def decide(sim_audio, sim_visual, params) -> np.ndarray:
     """``[N, T]`` labels by the rule, background = C."""
     return vote(sim_audio, sim_visual, *thresholds(sim_audio, sim_visual, params))
+
+
+def sobol_candidates(count: int, seed: int = 42) -> np.ndarray:
+    """The first ``count`` points of a scrambled Sobol sequence (seed 42) of 2^ceil(log2 count)
+    points, scaled into the box in float64, then float32: the oracle's candidates."""
+    from scipy.stats import qmc
+
+    points = qmc.Sobol(d=NUM_PARAMS, scramble=True, seed=seed).random_base2(int(np.ceil(np.log2(count))))[:count]
+    return (points * (PARAM_RANGES[:, 1] - PARAM_RANGES[:, 0]) + PARAM_RANGES[:, 0]).astype(np.float32)
+
+
+def candidate_accuracies(sim_audio, sim_visual, truth, candidates, block: int = 2 ** 21) -> np.ndarray:
+    """Mean per-video frame accuracy ``[B]`` of each candidate parameter vector ``[B, 10]``
+    (each video's accuracy in float32, summed in float64), computed in blocks of about ``block``
+    thresholds."""
+    a = np.asarray(sim_audio, dtype=np.float32)
+    v = np.asarray(sim_visual, dtype=np.float32)
+    candidates = np.asarray(candidates, dtype=np.float32)
+    n, t, c = a.shape
+    videos = max(1, min(n, block // (t * c)))
+    per_candidate = max(1, block // (videos * t * c))
+    total = np.zeros(len(candidates), np.float64)
+    for start in range(0, n, videos):
+        part = slice(start, start + videos)
+        terms = cues(a[part], v[part])
+        for first in range(0, len(candidates), per_candidate):
+            p = candidates[first:first + per_candidate, None, :, None, None]  # [b, 1, 10, 1, 1]
+            labels = vote(a[part], v[part], *combine(terms, p))  # [b, n, T]
+            accuracy = (labels == truth[part]).mean(axis=-1).astype(np.float32)
+            total[first:first + per_candidate] += accuracy.astype(np.float64).sum(axis=1)
+    return total / n
+
+
+def global_oracle(sim_audio, sim_visual, gt_labels, num_candidates: int, seed: int = 42
+                  ) -> tuple[np.ndarray, float]:
+    """One parameter vector for a whole split: the candidate with the best mean per-video frame
+    accuracy against ``gt_labels`` ``[N, T]`` (background = C), the first one on ties."""
+    candidates = sobol_candidates(num_candidates, seed)
+    accuracies = candidate_accuracies(sim_audio, sim_visual, np.asarray(gt_labels), candidates)
+    best = int(np.argmax(accuracies))
+    return candidates[best], float(accuracies[best])

@@ -51,3 +51,17 @@ def test_their_per_video_metrics_are_ours(golden, cases):
     np.testing.assert_allclose((predicted == truth).mean(axis=1), case["metrics"][:, 0], atol=1e-12)
     np.testing.assert_allclose(scores.segment_f1, case["metrics"][:, 1], atol=1e-6)
     np.testing.assert_allclose(scores.event_f1, case["metrics"][:, 2], atol=1e-6)
+
+
+def test_the_global_oracle_picks_what_the_published_oracle_picks(golden):
+    case = {key.split("/", 1)[1]: value for key, value in golden.items() if key.startswith("oracle/")}
+    count = int(case["num_candidates"])
+    grid = cuerator.sobol_candidates(count, int(case["sobol_seed"]))
+    np.testing.assert_array_equal(grid, case["grid"])
+    truth = _their_truth(case["category_ids"], case["avc_labels"], int(case["bg_id"]))
+    accuracies = cuerator.candidate_accuracies(case["a_sim"], case["v_sim"], truth, grid, block=5000)  # many blocks
+    np.testing.assert_allclose(accuracies, case["candidate_mean_frame_acc"], rtol=0, atol=1e-12)
+    params, accuracy = cuerator.global_oracle(case["a_sim"], case["v_sim"], truth, count)
+    np.testing.assert_array_equal(params, case["best_params"])
+    assert accuracy == case["best_frame_acc"]
+    np.testing.assert_array_equal(cuerator.decide(case["a_sim"], case["v_sim"], params), case["best_preds"])
