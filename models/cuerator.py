@@ -7,12 +7,17 @@ a visual threshold built from margins to the best competing class (``rival``), t
 versions and a burstiness term; a class passes a modality when its similarity is strictly above
 that modality's threshold, each modality votes for its most similar passing class (the lowest
 index on ties), and a segment gets the class when both votes exist and agree, else background
-(index C).
+(index C). A policy network (:class:`CueRatorPolicy`, trained by :func:`reinforce_loss`) gives
+each video its own parameters; the global oracle gives one vector for a split.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+import torch
+from torch import nn
 
 # The box each parameter lives in: a_bias, a_blended_contender, a_visual_cross_check,
 # a_sustained_support, a_burstiness, v_bias, v_blended_contender, v_sustained_support,
@@ -136,3 +141,75 @@ def global_oracle(sim_audio, sim_visual, gt_labels, num_candidates: int, seed: i
     accuracies = candidate_accuracies(sim_audio, sim_visual, np.asarray(gt_labels), candidates)
     best = int(np.argmax(accuracies))
     return candidates[best], float(accuracies[best])
+
+
+FIXED_STD = 0.3  # the policy's action noise
+
+
+class _Block(nn.Module):
+    """Post-LayerNorm attention block (multi-head attention with the padding as key mask, then
+    Linear-GELU-Dropout-Linear). Attending to itself it is a self-attention block; a cross block
+    also zeroes its padded rows."""
+
+    def __init__(self, dim: int, num_heads: int, ffn_dim: int, dropout: float, zero_padded: bool):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(dim, num_heads, dropout=dropout, batch_first=True)
+        self.norm1 = nn.LayerNorm(dim)
+        self.ffn = nn.Sequential(nn.Linear(dim, ffn_dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(ffn_dim, dim))
+        self.norm2 = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.zero_padded = zero_padded
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
+        attended, _ = self.attn(x, context, context, key_padding_mask=padding, need_weights=False)
+        x = self.norm1(x + self.dropout(attended))
+        x = self.norm2(x + self.dropout(self.ffn(x)))
+        return x.masked_fill(padding[..., None], 0.0) if self.zero_padded else x
+
+
+class CueRatorPolicy(nn.Module):
+    """Reads a video's visual and audio segment embeddings and gives its own 10 raw rule
+    parameters (``map_params`` puts them in the box). Its ``state_dict`` keys are CueRator's own,
+    so its released policy loads as it is. The first ``SEGMENTS`` segments are read; a segment
+    whose visual and audio rows are all zero is padding."""
+
+    SEGMENTS = 10
+
+    def __init__(self, video_dim: int, audio_dim: int, model_dim: int = 256, num_heads: int = 4,
+                 ffn_dim: int = 512, dropout: float = 0.1):
+        super().__init__()
+        self.video_in_proj = nn.Linear(video_dim, model_dim)
+        self.audio_in_proj = nn.Linear(audio_dim, model_dim)
+        self.video_self, self.audio_self = (_Block(model_dim, num_heads, ffn_dim, dropout, False) for _ in range(2))
+        self.video_cross, self.audio_cross = (_Block(model_dim, num_heads, ffn_dim, dropout, True) for _ in range(2))
+        self.fuse = nn.Sequential(nn.Linear(2 * model_dim, model_dim), nn.GELU(), nn.Dropout(dropout))
+        self.mu_head = nn.Linear(model_dim, NUM_PARAMS)
+        self.register_buffer("fixed_log_std", torch.full((NUM_PARAMS,), math.log(FIXED_STD)))
+
+    def forward(self, visual: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        """``[B, T, D_v]``, ``[B, T, D_a]`` -> ``[B, 10]`` raw parameters (the mean action)."""
+        visual, audio = visual[:, :self.SEGMENTS], audio[:, :self.SEGMENTS]
+        padding = torch.cat([visual, audio], dim=-1).abs().sum(dim=-1) <= 1e-12
+        v, a = self.video_in_proj(visual), self.audio_in_proj(audio)
+        v, a = self.video_self(v, v, padding), self.audio_self(a, a, padding)
+        v = self.video_cross(v, a, padding)
+        a = self.audio_cross(a, v, padding)  # reads the video stream already updated
+        valid = (~padding).float()[..., None]
+        count = valid.sum(dim=1).clamp_min(1.0)
+        pooled = torch.cat([(v * valid).sum(dim=1) / count, (a * valid).sum(dim=1) / count], dim=-1)
+        return self.mu_head(self.fuse(pooled))
+
+
+def reinforce_loss(mu: torch.Tensor, eps: torch.Tensor, rewards) -> torch.Tensor:
+    """REINFORCE with a leave-one-out baseline: K actions ``mu + 0.3 eps`` per video (``eps``
+    ``[B, K, 10]``, the actions detached), their Normal log-probabilities summed over the 10
+    values, each advantage its reward minus the mean of the video's other K - 1 rewards (0 when
+    K = 1); the loss is minus the mean advantage x log-probability."""
+    std = torch.tensor(math.log(FIXED_STD), dtype=torch.float32).exp()
+    mean = mu[:, None, :].expand_as(eps)
+    actions = (mean + std * eps).detach()
+    log_prob = torch.distributions.Normal(mean, std).log_prob(actions).sum(dim=-1)  # [B, K]
+    rewards = torch.as_tensor(rewards, dtype=torch.float32, device=mu.device)
+    k = rewards.shape[1]
+    baseline = (rewards.sum(dim=1, keepdim=True) - rewards) / (k - 1) if k > 1 else torch.zeros_like(rewards)
+    return -((rewards - baseline) * log_prob).mean()

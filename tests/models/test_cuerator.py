@@ -4,6 +4,7 @@ metrics equal to ours."""
 
 import numpy as np
 import pytest
+import torch
 
 import metrics
 from models import cuerator
@@ -65,3 +66,42 @@ def test_the_global_oracle_picks_what_the_published_oracle_picks(golden):
     np.testing.assert_array_equal(params, case["best_params"])
     assert accuracy == case["best_frame_acc"]
     np.testing.assert_array_equal(cuerator.decide(case["a_sim"], case["v_sim"], params), case["best_preds"])
+
+
+def _policy(golden) -> tuple:
+    config = dict(zip(golden["policy/config_names"], golden["policy/config"].tolist()))
+    policy = cuerator.CueRatorPolicy(config["video_dim"], config["audio_dim"], config["model_dim"],
+                                     config["transformer_nhead"], config["transformer_ff_dim"],
+                                     float(golden["policy/dropout"]))
+    state = {key.split("/", 2)[2]: torch.from_numpy(value) for key, value in golden.items()
+             if key.startswith("policy/state_dict/")}
+    policy.load_state_dict(state, strict=True)  # CueRator's own keys, as they are
+    return policy.eval(), config
+
+
+def test_the_policy_loads_their_state_dict_and_gives_their_parameters(golden):
+    policy, config = _policy(golden)
+    visual, audio = (torch.from_numpy(golden[f"policy/{m}"]) for m in ("visual", "audio"))
+    with torch.no_grad():
+        mu = policy(visual, audio)
+        torch.testing.assert_close(mu, torch.from_numpy(golden["policy/mu"]), rtol=0, atol=1e-5)
+        np.testing.assert_allclose(cuerator.map_params(mu.numpy()), golden["policy/params"], rtol=0, atol=1e-5)
+        np.testing.assert_allclose(policy.fixed_log_std.exp().numpy(), 0.3, rtol=1e-6)
+        long = torch.from_numpy(golden["policy/long_context"])  # 12 segments: the first 10 are read
+        video_dim = config["video_dim"]
+        torch.testing.assert_close(policy(long[..., :video_dim], long[..., video_dim:]),
+                                   torch.from_numpy(golden["policy/mu_long"]), rtol=0, atol=1e-5)
+        mu_padded = policy(torch.zeros(1, 10, video_dim), torch.zeros(1, 10, config["audio_dim"]))
+        np.testing.assert_allclose(mu_padded.numpy(), golden["policy/mu_all_padding"], rtol=0, atol=1e-5,
+                                   equal_nan=True)
+    assert (golden["policy/padding_mask"] == (np.abs(golden["policy/context"]).sum(-1) <= 1e-12)).all()
+
+
+@pytest.mark.parametrize("case", ["K", "K1", "K3"])
+def test_the_reinforce_loss_and_its_gradient(golden, case):
+    data = {key.split("/", 2)[2]: value for key, value in golden.items() if key.startswith(f"reinforce/{case}/")}
+    mu = torch.from_numpy(data["mu"]).requires_grad_(True)
+    loss = cuerator.reinforce_loss(mu, torch.from_numpy(data["eps"]), data["rewards"])
+    loss.backward()
+    torch.testing.assert_close(loss.detach(), torch.tensor(float(data["loss"])), rtol=0, atol=1e-5)
+    torch.testing.assert_close(mu.grad, torch.from_numpy(data["grad_mu"]), rtol=0, atol=1e-5)
