@@ -118,6 +118,16 @@ MUTANTS = (
     Mutant("case-duplicates-allowed", "pipeline/localize.py",
            'return " ".join(name.split()).casefold()', "return name",
            (f"{T_REAL}::test_class_files_and_class_lists_as_people_write_them",)),
+    # CueRator
+    Mutant("cuerator-pass-at-the-threshold", "models/cuerator.py",
+           "a_pass, v_pass = a > audio_thresholds, v > visual_thresholds",
+           "a_pass, v_pass = a >= audio_thresholds, v >= visual_thresholds",
+           ("tests/models/test_cuerator.py::test_thresholds_and_decisions_equal_the_published_rule",
+            "tests/models/test_cuerator.py::test_a_class_passes_only_strictly_above_its_threshold")),
+    Mutant("cuerator-baseline-includes-itself", "models/cuerator.py",
+           "baseline = (rewards.sum(dim=1, keepdim=True) - rewards) / (k - 1) if k > 1",
+           "baseline = rewards.sum(dim=1, keepdim=True) / k if k > 1",
+           ("tests/models/test_cuerator.py::test_the_reinforce_loss_and_its_gradient",)),
     # documented defaults
     Mutant("published-lr-changed", "configs/v1_fine_tuning.yaml", "lr: 5.0e-5", "lr: 1.0e-4",
            ("tests/test_readme_defaults.py",)),

@@ -105,3 +105,11 @@ def test_the_reinforce_loss_and_its_gradient(golden, case):
     loss.backward()
     torch.testing.assert_close(loss.detach(), torch.tensor(float(data["loss"])), rtol=0, atol=1e-5)
     torch.testing.assert_close(mu.grad, torch.from_numpy(data["grad_mu"]), rtol=0, atol=1e-5)
+
+
+def test_a_class_passes_only_strictly_above_its_threshold():
+    sims = np.array([[[0.5, 0.2]]], np.float32)  # one video, one segment, two classes
+    at_threshold = np.array([[[0.5, 0.0]]], np.float32)  # class 0 exactly at its threshold
+    assert cuerator.vote(sims, sims, at_threshold, at_threshold).tolist() == [[1]]  # class 1 is the vote
+    nothing = np.array([[[0.5, 0.2]]], np.float32)
+    assert cuerator.vote(sims, sims, nothing, nothing).tolist() == [[2]]  # no class passes: background
