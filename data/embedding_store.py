@@ -84,10 +84,6 @@ class EmbeddingStore:
             arrays.append(array)
         return StoredVideo(meta, *arrays)
 
-    def damaged(self, key: str) -> bool:
-        """Whether an entry is there but cannot be used (it is then encoded again)."""
-        return (self.folder(key) / "video.json").exists() and self.get(key) is None
-
     def claim(self, key: str, wait: bool = False) -> "Claim | None":
         """The right to encode ``key``: None when another process holds it (``wait``: block until
         it is free). A store that cannot be written raises :class:`StoreError`."""

@@ -16,8 +16,6 @@ from data.annotations import NUM_SEGMENTS
 from data.video_segments import VideoSeconds
 
 WINDOW = NUM_SEGMENTS  # seconds decoded together: one benchmark clip
-
-
 PARTIAL_GAP = 1.0  # seconds of declared length that may not decode before a file counts as cut
 
 
