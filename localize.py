@@ -63,9 +63,6 @@ def open_output(args, config) -> RunWriter:
     output = Path(args.output)
     if output.exists() and not output.is_dir():
         raise UsageError(f"--output {output} is a file; give a folder")
-    if (output / "events.json").exists():
-        raise UsageError(f"--output {output} already holds the results of another localization; give another "
-                         "folder (or delete that one)")
     return RunWriter.for_evaluation(output.parent, output.name, output.name, "events.json", key="--output")
 
 

@@ -24,6 +24,19 @@ class FolderBusy(UserError):
     """Another process owns the folder."""
 
 
+def lock_file(path, wait: bool = False) -> int | None:
+    """An exclusive ``flock`` on ``path`` (created if need be): its descriptor, or None when
+    another process holds it and ``wait`` is false. The kernel releases it when the descriptor is
+    closed or the process ends in any way."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 class FolderLock:
     def __init__(self, folder, what: str, remedy: str):
         self.folder = Path(folder)
@@ -38,12 +51,9 @@ class FolderLock:
     def acquire(self) -> "FolderLock":
         """Take the folder or raise :class:`FolderBusy` at once (never waits)."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
-            os.close(fd)
+        fd = lock_file(self.path)
+        if fd is None:
+            holder = self.path.read_text(errors="replace").strip() or "another process"
             raise FolderBusy(f"{self.folder} is in use by another {self.what} ({holder}); wait for it to end, "
                              f"or {self.remedy}") from None
         os.ftruncate(fd, 0)

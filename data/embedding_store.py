@@ -32,6 +32,7 @@ import numpy as np
 
 from common.errors import UserError
 from common.files import atomic_write, atomic_write_json, writing
+from common.locking import lock_file
 from data.feature_cache import MODALITIES, FeatureCache
 
 STORE_DIR = "videos"
@@ -57,6 +58,7 @@ class StoredVideo:
 class EmbeddingStore:
     def __init__(self, cache: FeatureCache):
         self.root = cache.root / STORE_DIR
+        self._checked: dict[str, tuple] = {}  # key -> the arrays' (size, mtime) when last found finite
 
     def folder(self, key: str) -> Path:
         return self.root / key
@@ -71,17 +73,19 @@ class EmbeddingStore:
             return None
         if meta.get("format") != FORMAT:
             return None
-        arrays = []
+        arrays, stats = [], []
         for modality in MODALITIES:
             path = folder / f"{modality}.f32"
             shape = (meta["segments"], meta["widths"][modality])
             if not path.is_file() or path.stat().st_size != 4 * shape[0] * shape[1]:
                 return None
-            array = np.memmap(path, dtype=np.float32, mode="r", shape=shape) if shape[0] else np.zeros(shape,
-                                                                                                        np.float32)
-            if not np.isfinite(array).all():
+            stats.append((path.stat().st_size, path.stat().st_mtime_ns))
+            arrays.append(np.memmap(path, dtype=np.float32, mode="r", shape=shape) if shape[0]
+                          else np.zeros(shape, np.float32))
+        if self._checked.get(key) != tuple(stats):  # read whole only when new or changed: re-queries stay quick
+            if not all(np.isfinite(array).all() for array in arrays):
                 return None
-            arrays.append(array)
+            self._checked[key] = tuple(stats)
         return StoredVideo(meta, *arrays)
 
     def claim(self, key: str, wait: bool = False) -> "Claim | None":
@@ -90,17 +94,12 @@ class EmbeddingStore:
         claims = self.root / ".claims"
         try:
             claims.mkdir(parents=True, exist_ok=True)
-            fd = os.open(claims / key, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = lock_file(claims / key, wait)
         except OSError as err:
             reason = "it is read-only" if err.errno in (errno.EROFS, errno.EACCES, errno.EPERM) else err.strerror
             raise StoreError(f"cannot encode into the embedding store at {self.root}: {reason}; it serves only the "
                              "videos it holds. Point cache.dir at a writable folder to encode new ones.") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(fd)
-            return None
-        return Claim(self, key, fd)
+        return None if fd is None else Claim(self, key, fd)
 
 
 class Claim:

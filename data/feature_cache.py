@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
 import hashlib
 import json
 import os
@@ -41,6 +40,7 @@ import numpy as np
 from common import files
 from common.config import differences
 from common.errors import UserError
+from common.locking import lock_file
 from common.schema import RANDOM_CHECKPOINT
 from data.annotations import NUM_SEGMENTS
 
@@ -131,9 +131,8 @@ def provenance_differences(cached: dict, wanted: dict) -> list[str]:
 def text_lock(folder: Path):
     """Held while a text table is read and replaced: writers from several processes (extraction,
     localizers, the web app) wait for each other instead of dropping each other's names."""
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    fd = lock_file(folder / ".lock", wait=True)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)

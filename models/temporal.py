@@ -215,3 +215,18 @@ def model_from_checkpoint(checkpoint: dict, device, path="checkpoint") -> Tempor
     model = TemporalModel(checkpoint["widths"], checkpoint_settings(checkpoint, path)).to(device)
     model.load_state_dict(checkpoint["model"])
     return model
+
+
+def check_fits(path, trained_encoder: dict | None, trained_widths: dict | None, config, backbone,
+               error=UserError) -> None:
+    """A checkpoint's layers take the configured encoder's embeddings: the family it was trained
+    on (``trained_encoder``, its config's encoder keys) and its widths, checked before any work.
+    ``backbone``: the configured family's module."""
+    trained_on = (trained_encoder or {}).get("family")
+    if trained_on is not None and trained_on != config.encoder.family:
+        raise error(f"{path} was trained on the {trained_on} family's embeddings, but encoder.family is "
+                    f"{config.encoder.family}; use a checkpoint trained on this encoder")
+    widths = backbone.widths(config)
+    if trained_widths != widths:
+        raise error(f"{path} was trained on embeddings of widths {trained_widths}, but {backbone.describe(config)} "
+                    f"gives {widths}; use a checkpoint trained on this encoder")

@@ -50,6 +50,7 @@ from models.families import family
 from models.segment_encoder import resolve_device
 from models.similarity import cosine
 from models.strategies import Decoder
+from models.temporal import check_fits
 from pipeline.evaluate import class_texts
 from pipeline.extraction import missing_text, prepare_cache, write_missing_text
 
@@ -188,15 +189,7 @@ class Localizer:
         if checkpoint not in self._decodings:
             [name] = strategies.names("checkpoint")
             decoder = strategies.strategy(name).decoder(checkpoint, self.device)
-            made_by = (decoder.encoder or {}).get("family")
-            if made_by is not None and made_by != self.config.encoder.family:
-                raise UsageError(f"{checkpoint} was trained on the {made_by} family's embeddings, but encoder.family "
-                                 f"is {self.config.encoder.family}; use a checkpoint trained on this encoder")
-            widths = self.backbone.widths(self.config)
-            if decoder.widths != widths:
-                raise UsageError(f"{checkpoint} was trained on embeddings of widths {decoder.widths}, but "
-                                 f"{self.backbone.describe(self.config)} gives {widths}; use a checkpoint trained "
-                                 "on this encoder")
+            check_fits(checkpoint, decoder.encoder, decoder.widths, self.config, self.backbone, UsageError)
             # A second with no evidence for any class is background here (the benchmark keeps the
             # published rule: class 0).
             self._decodings[checkpoint] = dataclasses.replace(decoder, options={**decoder.options,

@@ -29,8 +29,8 @@ from models.decoders import decode_fine_tuning
 from models.families import family
 from models.segment_encoder import resolve_device
 from models.similarity import cosine, segment_similarities
-from models.temporal import (LAYOUT, TemporalModel, TemporalSettings, checkpoint_settings, load_checkpoint,
-                             model_from_checkpoint, training_scores)
+from models.temporal import (LAYOUT, TemporalModel, TemporalSettings, check_fits, checkpoint_settings,
+                             load_checkpoint, model_from_checkpoint, training_scores)
 from pipeline.evaluate import Evaluation, cached_videos, class_texts, score, subset_counts
 from pipeline.extraction import ensure_features
 
@@ -308,15 +308,8 @@ def usable_checkpoint(config: Config, path) -> dict:
     layout, the family it was trained on, its embedding widths."""
     checkpoint = load_checkpoint(path)
     checkpoint_settings(checkpoint, path)
-    trained_on = (checkpoint.get("config") or {}).get("encoder", {}).get("family")
-    if trained_on is not None and trained_on != config.encoder.family:
-        raise UserError(f"{path} was trained on the {trained_on} family's embeddings, but encoder.family is "
-                        f"{config.encoder.family}; evaluate it with the config it was trained with")
-    widths = family(config.encoder.family).widths(config)
-    if checkpoint["widths"] != widths:
-        raise UserError(f"{path} was trained on embeddings of widths {checkpoint['widths']}, but "
-                        f"{family(config.encoder.family).describe(config)} gives {widths}; evaluate it with the "
-                        "encoder it was trained on")
+    check_fits(path, (checkpoint.get("config") or {}).get("encoder"), checkpoint["widths"], config,
+               family(config.encoder.family))
     return checkpoint
 
 
