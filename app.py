@@ -4,6 +4,7 @@ new answer at once: an encoded video is asked about new words without being enco
 
     python app.py --videos my_videos/                          # http://127.0.0.1:7860
     python app.py --videos my_videos/ --checkpoint runs/v1_fine_tuning/checkpoints/best.pt
+    python app.py --videos my_videos/ cuerator.rule_file=runs/cuerator_policy/rule.json  # CueRator's rule too
     python app.py --videos demo/videos --config configs/demo/app.yaml   # random weights, no download
     python app.py --host 0.0.0.0 --port 8000 app.max_upload_mb=2000     # reachable from the network
 
@@ -25,7 +26,8 @@ def main(argv=None) -> None:
     parser = cli.parser_with_config(__doc__, DEFAULT_CONFIG)
     parser.add_argument("--videos", help="a folder whose videos (searched recursively) the page offers")
     parser.add_argument("--checkpoint", action="append", default=[],
-                        help="a fine-tuning checkpoint the page offers as a decoding (repeat for several)")
+                        help="a fine-tuning or CueRator policy checkpoint the page offers as a decoding (repeat "
+                             "for several)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this "
                                                             "machine only)")
     parser.add_argument("--port", type=int, help="port (default: 7860, or the next free one)")

@@ -1,8 +1,10 @@
 """Localize audible and visible events in your own videos with your own words: per-second labels,
-a confidence per second and the events, from the training-free rule or a fine-tuning checkpoint.
+a confidence per second and the events, from the training-free rule, CueRator's rule, a fine-tuning
+checkpoint or a CueRator policy.
 
     python localize.py clip.mp4 --classes "dog barking,car horn"
     python localize.py videos/ --classes-file my_classes.txt --checkpoint runs/v1_fine_tuning/checkpoints/best.pt
+    python localize.py clip.mp4 --classes "dog barking,car horn" --checkpoint runs/cuerator_policy/checkpoints/best.ckpt
     python localize.py clip.mkv --benchmark-classes encoder.size=tiny encoder.checkpoint=random  # no weights needed
     torchrun --nproc_per_node=4 localize.py videos/ --classes "..."      # videos shared out, one merged output
 
@@ -56,6 +58,20 @@ def read_class_file(path: Path) -> list[str]:
     return [line for line in lines if line and not line.startswith("#")]
 
 
+def check_strategy(args) -> None:
+    """A checkpoint goes with a checkpoint strategy (or none: the file names it), and a checkpoint
+    strategy with a checkpoint."""
+    if not args.strategy:
+        return
+    needs = strategies.registry()[args.strategy].needs
+    checkpointed = ", ".join(strategies.names("checkpoint"))
+    if args.checkpoint and needs != "checkpoint":
+        raise UsageError(f"--strategy {args.strategy} decodes the frozen embeddings; a --checkpoint is decoded by "
+                         f"{checkpointed}: leave one of them out")
+    if not args.checkpoint and needs == "checkpoint":
+        raise UsageError(f"--strategy {args.strategy} decodes with a trained model: give its --checkpoint")
+
+
 def open_output(args, config) -> RunWriter:
     """The output folder, checked and taken before any work: not a file, writable, without results."""
     if args.output is None:
@@ -72,16 +88,16 @@ def main(argv=None) -> None:
     parser.add_argument("--classes", help="comma-separated class names (quote a name holding a comma)")
     parser.add_argument("--classes-file", help="UTF-8, one class name per line; # starts a comment line")
     parser.add_argument("--benchmark-classes", action="store_true", help="OV-AVEBench's 67 class names")
-    parser.add_argument("--checkpoint", help="a fine-tuning checkpoint (temporal layers + v1 scoring)")
-    parser.add_argument("--strategy", choices=strategies.names("similarities"),
-                        help=f"training-free rule (default {strategies.DEFAULT}; not with --checkpoint)")
+    parser.add_argument("--checkpoint", help="a fine-tuning checkpoint (temporal layers + v1 scoring) or a CueRator "
+                                             "policy checkpoint; its strategy is recognised from the file")
+    parser.add_argument("--strategy", choices=strategies.names(), help="; ".join(
+        f"{name}: {s.summary}" for name, s in strategies.registry().items()) + f" (default {strategies.DEFAULT}; "
+        f"{', '.join(strategies.names('checkpoint'))} with --checkpoint)")
     parser.add_argument("--threshold", type=float, default=0.0, help="drop events scoring below this, in [0, 1]")
     parser.add_argument("--output", help="output folder (default: a new folder under runs/localize/)")
     args = cli.parse(parser, argv)
     config = cli.load_config(args)
-    if args.checkpoint and args.strategy:
-        raise UsageError(f"--strategy {args.strategy} is a training-free rule; a --checkpoint is decoded by its "
-                         f"own strategy ({', '.join(strategies.names('checkpoint'))}): leave one of them out")
+    check_strategy(args)
     names = class_list(class_names(args, config))  # stripped and checked, as the localizer uses them
     process = init_process()
     writer = None
@@ -94,7 +110,7 @@ def main(argv=None) -> None:
                 failure = err
         if process.share(None if failure is None else str(failure)) is not None:
             raise failure or UsageError("the output folder could not be taken (see rank 0)")
-        localizer = Localizer(config, args.checkpoint, args.strategy or strategies.DEFAULT, args.threshold, process)
+        localizer = Localizer(config, args.checkpoint, args.strategy, args.threshold, process)
         mine = localizer.localize(args.videos, names)
         everything = process.gather(mine)
         if not process.is_main:

@@ -72,7 +72,8 @@ class ExtractConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     split: Literal["val", "test"] = "test"
-    strategy: str = "v01"  # a strategy of models/strategies that needs similarities only; checked when a run starts
+    strategy: str = "v01"  # a strategy of models/strategies; checked when a run starts
+    checkpoint: Optional[str] = None  # the trained file a checkpoint strategy decodes with (v1, cuerator_policy)
     block_videos: PositiveInt = 2048  # videos per similarity block: bounds memory, never changes results
 
 
@@ -126,6 +127,35 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class CueRatorConfig:
+    """CueRator's rule and policy (run_cuerator.sh; strategies cuerator_rule and cuerator_policy)."""
+
+    rule_file: Optional[str] = None  # the fitted parameters cuerator_rule decodes with (--fit-rule writes it)
+    params: Optional[list[float]] = None  # or the 10 parameters themselves (instead of rule_file)
+    oracle_candidates: PositiveInt = 131072  # Sobol candidates the global oracle scores (2^17, published)
+    oracle_seed: NonNegativeInt = 42
+    epochs: PositiveInt = 20
+    batch_size: PositiveInt = 32  # videos per policy step
+    samples: PositiveInt = 4  # K parameter vectors drawn per video (leave-one-out baseline; 1 = none)
+    lr: PositiveFloat = 1e-4  # AdamW
+    weight_decay: Annotated[float, Range(0)] = 0.0
+    seed: Annotated[int, Range(0, 2 ** 32 - 1)] = 42
+    selection: Literal["val", "test"] = "val"  # split whose mean per-video frame accuracy picks the epoch
+    model_dim: PositiveInt = 256
+    num_heads: PositiveInt = 4
+    ffn_dim: PositiveInt = 512
+    dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.1
+    tensorboard: bool = True
+
+    def __post_init__(self):
+        if self.model_dim % self.num_heads:
+            raise InvalidValue("num_heads", f"{self.num_heads} heads do not divide model_dim {self.model_dim}; "
+                                            "choose a divisor of model_dim")
+        if self.params is not None and self.rule_file is not None:
+            raise InvalidValue("params", "cuerator.params and cuerator.rule_file are both set; give one of them")
+
+
+@dataclass(frozen=True)
 class OutputConfig:
     root: str = "runs"
     name: Optional[str] = None  # run folder name; null = derived from the config file and the run
@@ -149,6 +179,7 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
     train: TrainConfig = field(default_factory=TrainConfig)
+    cuerator: CueRatorConfig = field(default_factory=CueRatorConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     app: AppConfig = field(default_factory=AppConfig)
     device: str = "auto"  # auto = CUDA when present; cpu; cuda; cuda:1

@@ -13,15 +13,20 @@ each video its own parameters; the global oracle gives one vector for a split.
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-# The box each parameter lives in: a_bias, a_blended_contender, a_visual_cross_check,
-# a_sustained_support, a_burstiness, v_bias, v_blended_contender, v_sustained_support,
-# v_burstiness, v_audio_cross_check.
+from common.errors import UserError
+
+PARAM_NAMES = ("a_bias", "a_blended_contender_penalty", "a_visual_cross_check_penalty", "a_sustained_support_penalty",
+               "a_burstiness_penalty", "v_bias", "v_blended_contender_penalty", "v_sustained_support_penalty",
+               "v_burstiness_penalty", "v_audio_cross_check_penalty")  # CueRator's names
+# The box each parameter lives in.
 PARAM_RANGES = np.array([(-0.1, 0.5), (0.0, 2.0), (0.0, 2.0), (0.0, 1.8), (0.0, 1.8),
                          (0.0, 0.8), (0.0, 2.1), (0.0, 2.0), (0.0, 2.0), (0.0, 1.8)])
 NUM_PARAMS = len(PARAM_RANGES)
@@ -213,3 +218,64 @@ def reinforce_loss(mu: torch.Tensor, eps: torch.Tensor, rewards) -> torch.Tensor
     k = rewards.shape[1]
     baseline = (rewards.sum(dim=1, keepdim=True) - rewards) / (k - 1) if k > 1 else torch.zeros_like(rewards)
     return -((rewards - baseline) * log_prob).mean()
+
+
+# --- rule files and policy checkpoints ---------------------------------------------------------
+
+RULE_FORMAT = "cuerator-rule/1"  # the JSON file run_cuerator.sh --fit-rule writes
+
+
+def checked_params(values, where: str) -> np.ndarray:
+    """Ten parameters inside the box, as float32; anything else is one message naming ``where``."""
+    try:
+        params = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: the parameters must be {NUM_PARAMS} numbers, got {values!r}") from None
+    if params.shape != (NUM_PARAMS,):
+        raise UserError(f"{where}: CueRator's rule takes {NUM_PARAMS} parameters ({', '.join(PARAM_NAMES)}), "
+                        f"got {params.size}")
+    outside = [f"{name} = {value:g} not in [{low:g}, {high:g}]" for name, value, (low, high)
+               in zip(PARAM_NAMES, params, PARAM_RANGES) if not low <= value <= high]
+    if outside:
+        raise UserError(f"{where}: parameters outside the rule's box: {'; '.join(outside)}")
+    return params.astype(np.float32)
+
+
+def read_rule_file(path) -> dict:
+    """A rule file (``run_cuerator.sh --fit-rule``): its ``params`` checked, with the family it was
+    fitted on."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"CueRator rule file not found: {path} (run_cuerator.sh --fit-rule writes one)")
+    try:
+        rule = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UserError(f"{path} is not a CueRator rule file (not JSON: {err})") from None
+    if not isinstance(rule, dict) or rule.get("format") != RULE_FORMAT:
+        raise UserError(f"{path} is not a CueRator rule file: it lacks \"format\": \"{RULE_FORMAT}\" "
+                        "(run_cuerator.sh --fit-rule writes one)")
+    rule["params"] = checked_params(rule.get("params"), f"{path} key params")
+    return rule
+
+
+def is_policy_checkpoint(state) -> bool:
+    """A policy checkpoint in CueRator's layout (theirs, or what run_cuerator.sh writes)."""
+    return (isinstance(state, dict) and isinstance(state.get("policy_state_dict"), dict)
+            and isinstance(state.get("config"), dict))
+
+
+def policy_from_checkpoint(state: dict, path, device) -> CueRatorPolicy:
+    """The policy of a checkpoint in CueRator's layout, in eval mode; its architecture comes from
+    the checkpoint's config (their key names)."""
+    config = state["config"]
+    try:
+        policy = CueRatorPolicy(int(config["video_dim"]), int(config["audio_dim"]),
+                                int(config.get("policy_model_dim", 256)),
+                                int(config.get("policy_transformer_nhead", 4)),
+                                int(config.get("policy_transformer_ff_dim", 512)),
+                                float(config.get("policy_dropout", 0.1)))
+        policy.load_state_dict(state["policy_state_dict"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        detail = f"lacks config key {err}" if isinstance(err, KeyError) else str(err).splitlines()[0]
+        raise UserError(f"{path} is not a CueRator policy this code can build ({detail})") from None
+    return policy.to(device).eval()

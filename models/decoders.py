@@ -24,7 +24,7 @@ class Decoded:
     video_class: np.ndarray | None = None  # [N] int64, training-free decoders only
 
 
-def _check_similarities(sim_audio_text, sim_visual_text) -> tuple[np.ndarray, np.ndarray]:
+def check_similarities(sim_audio_text, sim_visual_text) -> tuple[np.ndarray, np.ndarray]:
     sim_a = np.asarray(sim_audio_text, dtype=np.float32)
     sim_v = np.asarray(sim_visual_text, dtype=np.float32)
     if sim_a.ndim != 3 or sim_a.shape != sim_v.shape:
@@ -45,7 +45,7 @@ def decode_training_free(sim_audio_text, sim_visual_text, use_other: bool) -> De
     ``other``, every segment is labelled ``other`` for accuracy, but the F1 matrix sets the
     background row to *not* agreeing, leaving the agreeing segments with no positive row.
     """
-    sim_a, sim_v = _check_similarities(sim_audio_text, sim_visual_text)
+    sim_a, sim_v = check_similarities(sim_audio_text, sim_visual_text)
     n, _, k = sim_a.shape
     background = k - 1
     columns = k if use_other else background
@@ -81,7 +81,7 @@ def fine_tuning_scores(sim_audio_text, sim_visual_text, fusion: str = "geometric
     A segment whose products are all <= 0 normalises to 0/0 = NaN everywhere, and the
     published argmax then picks class 0; :func:`decode_fine_tuning` keeps that behaviour.
     """
-    sim_a, sim_v = _check_similarities(sim_audio_text, sim_visual_text)
+    sim_a, sim_v = check_similarities(sim_audio_text, sim_visual_text)
     if fusion == "geometric":
         score = np.sqrt(np.maximum(sim_a * sim_v, np.float32(0)))
     elif fusion == "arithmetic":

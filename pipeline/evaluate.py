@@ -13,13 +13,17 @@ import numpy as np
 import torch
 
 import metrics
+from common.errors import UserError
 from common.schema import Config
 from data.annotations import SUBSETS, AnnotationIndex, VideoSet
 from data.feature_cache import FeatureCache
 from models import strategies
 from models.decoders import Decoded
+from models.families import family
 from models.segment_encoder import resolve_device
 from models.similarity import segment_similarities
+from models.strategies import Decoder
+from models.temporal import check_fits
 from pipeline.extraction import ensure_features
 
 
@@ -77,14 +81,36 @@ def class_texts(cache: FeatureCache, config: Config, names, device) -> tuple[tor
                  for m in ("audio", "vision"))
 
 
-def evaluate_training_free(config: Config, index: AnnotationIndex | None = None) -> Evaluation:
-    """The training-free baseline on the configured split, from the feature cache."""
-    decoder = strategies.strategy(config.eval.strategy, "eval.strategy", needs="similarities").decoder()
+def configured_decoder(config: Config, device) -> Decoder:
+    """``eval.strategy``, with ``eval.checkpoint`` for a checkpoint strategy, checked (the
+    checkpoint against the configured encoder too) before any work."""
+    chosen = strategies.strategy(config.eval.strategy, "eval.strategy")
+    checkpoint = config.eval.checkpoint
+    if chosen.needs != "checkpoint":
+        if checkpoint is not None:
+            raise UserError(f"eval.checkpoint is {checkpoint}, but eval.strategy {chosen.name} decodes the frozen "
+                            f"embeddings; a checkpoint is decoded by {', '.join(strategies.names('checkpoint'))}")
+        return chosen.decoder(config=config)
+    if checkpoint is None:
+        raise UserError(f"eval.strategy {chosen.name} decodes with a trained model: give its checkpoint "
+                        "(--checkpoint or eval.checkpoint)")
+    decoder = chosen.decoder(checkpoint, device)
+    check_fits(checkpoint, decoder.encoder, decoder.widths, config, family(config.encoder.family))
+    return decoder
+
+
+def evaluate_strategy(config: Config, index: AnnotationIndex | None = None, decoder: Decoder | None = None
+                      ) -> Evaluation:
+    """The configured strategy (``eval.strategy``) on the configured split, from the feature cache."""
+    device = resolve_device(config.device)
+    decoder = decoder or configured_decoder(config, device)
     index = index or AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
     index.require_splits({config.eval.split: "eval.split"})
     cache = ensure_features(config, [config.eval.split], index)
     videos = index.videos(config.eval.split, vocabulary=index.all_vocabulary)
     features, rows, kept, excluded = cached_videos(cache, videos)
-    text_audio, text_vision = class_texts(cache, config, index.all_vocabulary.names, resolve_device(config.device))
-    sim_a, sim_v = segment_similarities(features, rows, text_audio, text_vision, config.eval.block_videos)
-    return score(kept, decoder.decode(sim_a, sim_v), config.eval.strategy, excluded)
+    texts = class_texts(cache, config, index.all_vocabulary.names, device)
+    block = config.eval.block_videos
+    sim_a, sim_v = segment_similarities(features, rows, *texts, block, transform=decoder.transform)
+    decoded = decoder.decode(sim_a, sim_v, **decoder.video_options(features, rows, device, block))
+    return score(kept, decoded, decoder.strategy.name, excluded)

@@ -156,10 +156,10 @@ def events_of(labels: list[str], confidence: list[float], threshold: float, star
 
 
 class Localizer:
-    """``Localizer(config, checkpoint=None, strategy="v01", threshold=0.0).localize(paths, names)``;
+    """``Localizer(config, checkpoint=None, strategy=None, threshold=0.0).localize(paths, names)``;
     ``localize(paths, names, localizer.decoding(...))`` decodes one query another way."""
 
-    def __init__(self, config, checkpoint=None, strategy: str = strategies.DEFAULT, threshold: float = 0.0,
+    def __init__(self, config, checkpoint=None, strategy: str | None = None, threshold: float = 0.0,
                  process: Process | None = None):
         if not 0 <= threshold <= 1:  # also NaN
             raise UsageError(f"--threshold {threshold}: an event's score is a confidence in [0, 1]; choose a "
@@ -180,21 +180,22 @@ class Localizer:
     def method(self) -> str:
         return self.default.name
 
-    def decoding(self, strategy: str = strategies.DEFAULT, checkpoint=None) -> Decoder:
-        """The rule ``strategy`` (models/strategies), or (given ``checkpoint``) the checkpoint's
-        model with its strategy's rule; a checkpoint is read once per Localizer."""
+    def decoding(self, strategy: str | None = None, checkpoint=None) -> Decoder:
+        """The strategy ``strategy`` (models/strategies; default v01), with ``checkpoint`` for a
+        checkpoint strategy (without ``strategy``: the one that reads the file); a checkpoint is
+        read once per Localizer."""
         if checkpoint is None:
-            return strategies.strategy(strategy, "--strategy", needs="similarities").decoder()
-        checkpoint = str(checkpoint)
-        if checkpoint not in self._decodings:
-            [name] = strategies.names("checkpoint")
-            decoder = strategies.strategy(name).decoder(checkpoint, self.device)
+            return strategies.strategy(strategy or strategies.DEFAULT, "--strategy",
+                                       needs="similarities").decoder(config=self.config)
+        key = (strategy, str(checkpoint))
+        if key not in self._decodings:
+            chosen = (strategies.strategy(strategy, "--strategy", needs="checkpoint") if strategy
+                      else strategies.for_checkpoint(checkpoint))
+            decoder = chosen.decoder(str(checkpoint), self.device)
             check_fits(checkpoint, decoder.encoder, decoder.widths, self.config, self.backbone, UsageError)
-            # A second with no evidence for any class is background here (the benchmark keeps the
-            # published rule: class 0).
-            self._decodings[checkpoint] = dataclasses.replace(decoder, options={**decoder.options,
-                                                                                "no_evidence": "background"})
-        return self._decodings[checkpoint]
+            self._decodings[key] = dataclasses.replace(decoder, options={**decoder.options,
+                                                                         **chosen.localizer_options})
+        return self._decodings[key]
 
     def encoder(self):
         if self._encoder is None:
@@ -381,10 +382,11 @@ class Localizer:
                 width = min(WINDOW, end - start)
                 a = torch.from_numpy(np.array(audio[start:end])).view(-1, width, audio.shape[1]).to(self.device)
                 v = torch.from_numpy(np.array(vision[start:end])).view(-1, width, vision.shape[1]).to(self.device)
-                if decoding.model is not None:
-                    a, v = decoding.model(a, v)
+                per_video = decoding.per_video(a, v) if decoding.per_video is not None else {}
+                if decoding.transform is not None:
+                    a, v = decoding.transform(a, v)
                 sim_a, sim_v = cosine(a, text_audio), cosine(v, text_vision)
-                decoded = decoding.decode(sim_a.cpu().numpy(), sim_v.cpu().numpy())
+                decoded = decoding.decode(sim_a.cpu().numpy(), sim_v.cpu().numpy(), **per_video)
                 labels.append(decoded.segment_labels.reshape(-1))
                 p_audio.append(torch.softmax(LOGIT_SCALE * sim_a, dim=-1).reshape(-1, len(names)).cpu().numpy())
                 p_frame.append(torch.softmax(LOGIT_SCALE * sim_v, dim=-1).reshape(-1, len(names)).cpu().numpy())

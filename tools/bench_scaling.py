@@ -115,7 +115,7 @@ def run_case(kind: str, split: str, work: Path) -> dict:
     from data.feature_cache import FeatureCache
     from models.temporal import TemporalModel
     from pipeline import training
-    from pipeline.evaluate import evaluate_training_free
+    from pipeline.evaluate import evaluate_strategy
     from pipeline.outputs import RunWriter
 
     config = case_config(kind, split, work)
@@ -124,7 +124,7 @@ def run_case(kind: str, split: str, work: Path) -> dict:
     with MemorySampler() as memory:
         start = time.perf_counter()
         if kind == "evaluate":
-            evaluation = evaluate_training_free(config, index)
+            evaluation = evaluate_strategy(config, index)
             scored = time.perf_counter()
             with RunWriter.for_evaluation(config.output.root, None, "bench") as writer:
                 writer.write_config(config)

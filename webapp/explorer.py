@@ -55,7 +55,9 @@ class Explorer:
         self.videos_given = videos  # as the user wrote it, for the page
         if self.videos is not None and not self.videos.is_dir():
             raise UsageError(f"--videos {videos}: no such folder")
-        rules = sorted(strategies.names("similarities"), key=lambda name: name != strategies.DEFAULT)  # default first
+        rules = sorted((name for name in strategies.names("similarities")
+                        if strategies.registry()[name].offered(localizer.config)),
+                       key=lambda name: name != strategies.DEFAULT)  # the default first; those the config can give
         self.decodings: dict[str, Decoder] = {}
         for rule in rules:
             decoder = localizer.decoding(rule)

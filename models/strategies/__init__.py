@@ -7,21 +7,28 @@ appears everywhere by being registered.
 A strategy declares what it needs:
 
 - ``"similarities"``: the frozen embeddings' similarities suffice (the training-free rules);
-- ``"checkpoint"``: a trained model, read from a checkpoint by the strategy's ``load``, turns the
-  segment embeddings into the ones its rule decodes (the fine-tuning baseline's temporal layers).
+- ``"checkpoint"``: a trained model, read from a file by the strategy's ``load``, either turns the
+  segment embeddings into the ones its rule decodes (``Decoder.transform``: the fine-tuning
+  baseline's temporal layers) or gives each video its own rule options (``Decoder.per_video``:
+  CueRator's policy gives each video its parameters).
 
-A strategy module provides ``STRATEGIES``: a tuple of :class:`Strategy`.
+A similarity strategy may take settings from the config (``settings``: CueRator's fitted
+parameters). A strategy module provides ``STRATEGIES``: a tuple of :class:`Strategy`.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Literal
+
+import numpy as np
+import torch
 
 from common.errors import UserError
 
-MODULES = ("models.strategies.training_free", "models.strategies.fine_tuning")
+MODULES = ("models.strategies.training_free", "models.strategies.fine_tuning", "models.strategies.cuerator")
 DEFAULT = "v01"  # the published training-free rule
 
 
@@ -35,30 +42,46 @@ class Strategy:
     method: str  # "training-free", "fine-tuning": what a title calls it
     summary: str  # one line for --help and the README
     needs: Literal["similarities", "checkpoint"]
-    rule: Callable  # (sim_audio, sim_visual, **decoder.options) -> models.decoders.Decoded
-    load: Callable | None = None  # checkpoint strategies: (checkpoint path, device) -> Decoder
+    rule: Callable  # (sim_audio, sim_visual, **decoder.options, **per-video options) -> models.decoders.Decoded
+    load: Callable | None = None  # checkpoint strategies: (checkpoint, state, device) -> Decoder
+    recognizes: Callable | None = None  # checkpoint strategies: (the file's torch.load) -> bool
+    settings: Callable | None = None  # similarity strategies with settings: (config) -> the rule's options
+    reads: str = ""  # checkpoint strategies: what their file is, for messages
+    available: Callable | None = None  # strategies with settings: (config) -> whether the config gives them
+    localizer_options: dict = field(default_factory=dict)  # the rule's options for videos outside the benchmark
 
-    def decoder(self, checkpoint=None, device="cpu") -> "Decoder":
-        """The strategy ready to decode; a checkpoint strategy reads its model from ``checkpoint``."""
+    def decoder(self, checkpoint=None, device="cpu", config=None) -> "Decoder":
+        """The strategy ready to decode; a checkpoint strategy reads its model from ``checkpoint``,
+        a strategy with settings reads them from ``config``."""
         if self.needs == "checkpoint":
             if checkpoint is None:
-                raise UnknownStrategy(f"strategy {self.name} decodes a trained model's embeddings: give it a "
-                                      "checkpoint (localize.py --checkpoint, train.py --evaluate)")
-            return self.load(checkpoint, device)
+                raise UnknownStrategy(f"strategy {self.name} decodes with a trained model: give it a checkpoint "
+                                      "(localize.py --checkpoint, eval_zero_shot.py --checkpoint)")
+            state = read_checkpoint(checkpoint)
+            if not self.recognizes(state):
+                raise UnknownStrategy(f"{checkpoint} is not a checkpoint of strategy {self.name}; "
+                                      + checkpoint_kinds())
+            return self.load(checkpoint, state, device)
         if checkpoint is not None:
             raise UnknownStrategy(f"strategy {self.name} decodes the frozen embeddings and takes no checkpoint; "
                                   f"a checkpoint is decoded by {', '.join(names('checkpoint'))}")
-        return Decoder(self)
+        return Decoder(self, options=self.settings(config) if self.settings else {})
+
+    def offered(self, config) -> bool:
+        """Whether ``config`` gives what this similarity strategy needs (a chooser offers only those)."""
+        return self.available is None or self.available(config)
 
 
 @dataclass(frozen=True)
 class Decoder:
-    """A strategy ready to label segments: with its trained model (``model`` maps the segment
-    embeddings ``(audio, vision) -> (audio, vision)`` before the similarities), where it has one."""
+    """A strategy ready to label segments, with its trained model where it has one: ``transform``
+    maps the segment embeddings ``(audio, vision) -> (audio, vision)`` before the similarities;
+    ``per_video`` maps them to the rule's per-video options (``{name: [videos, ...]}``)."""
 
     strategy: Strategy
     checkpoint: str | None = None
-    model: object = field(default=None, compare=False, repr=False)
+    transform: Callable | None = field(default=None, compare=False, repr=False)
+    per_video: Callable | None = field(default=None, compare=False, repr=False)
     widths: dict | None = None  # embedding widths the model takes
     encoder: dict | None = None  # the encoder config the model was trained on (its family, size, ...)
     options: dict = field(default_factory=dict, compare=False)  # the rule's options, e.g. a checkpoint's fusion
@@ -70,8 +93,23 @@ class Decoder:
             return f"{self.strategy.method} {self.strategy.name}"
         return f"{self.strategy.method} checkpoint {self.checkpoint} ({self.strategy.name})"
 
-    def decode(self, sim_audio, sim_visual):
-        return self.strategy.rule(sim_audio, sim_visual, **self.options)
+    def decode(self, sim_audio, sim_visual, **per_video):
+        """Labels from the similarities ``[N, T, K]`` and, for a ``per_video`` model, its options
+        for those N videos."""
+        return self.strategy.rule(sim_audio, sim_visual, **self.options, **per_video)
+
+    def video_options(self, features, rows, device, block_videos: int = 2048) -> dict:
+        """``per_video`` over cached features (``features.gather(rows)``), in blocks of videos."""
+        if self.per_video is None:
+            return {}
+        parts = []
+        with torch.inference_mode():
+            for start in range(0, len(rows), block_videos):
+                audio, vision = features.gather(rows[start:start + block_videos])
+                parts.append(self.per_video(torch.from_numpy(audio).to(device), torch.from_numpy(vision).to(device)))
+        if not parts:
+            return {}
+        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
 _registry: dict[str, Strategy] = {}
@@ -84,6 +122,32 @@ def registry() -> dict[str, Strategy]:
             for strategy in importlib.import_module(module).STRATEGIES:
                 _registry[strategy.name] = strategy
     return _registry
+
+
+def read_checkpoint(path) -> object:
+    """A checkpoint file as ``torch.load`` reads it (weights only); a missing or unreadable file
+    is one message naming what each checkpoint strategy reads."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # a damaged or foreign file can make the unpickler raise anything
+        raise UserError(f"{path} is not a readable checkpoint ({type(err).__name__}); {checkpoint_kinds()}") from None
+
+
+def checkpoint_kinds() -> str:
+    return "a checkpoint is " + "; or ".join(s.reads for s in registry().values() if s.needs == "checkpoint")
+
+
+def for_checkpoint(path) -> Strategy:
+    """The checkpoint strategy that reads the file at ``path`` (a fine-tuning checkpoint, a policy, ...)."""
+    state = read_checkpoint(path)
+    for candidate in registry().values():
+        if candidate.needs == "checkpoint" and candidate.recognizes(state):
+            return candidate
+    raise UserError(f"{path} is not a checkpoint any strategy reads (a bare state dict or another model's file); "
+                    + checkpoint_kinds())
 
 
 def names(needs: str | None = None) -> tuple[str, ...]:

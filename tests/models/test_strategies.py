@@ -13,7 +13,8 @@ from webapp.explorer import Explorer
 
 
 def test_registered_strategies_and_what_they_need():
-    assert strategies.names("similarities") == ("v0", "v01") and strategies.names("checkpoint") == ("v1",)
+    assert strategies.names("similarities") == ("v0", "v01", "cuerator_rule")
+    assert strategies.names("checkpoint") == ("v1", "cuerator_policy")
     rng = np.random.default_rng(0)
     sims = rng.standard_normal((2, 4, 10, 5)).astype(np.float32)
     v01 = strategies.strategy("v01").decoder().decode(*sims)
@@ -24,10 +25,10 @@ def test_registered_strategies_and_what_they_need():
 
 
 def test_strategy_mistakes_name_the_key_and_the_choices(tmp_path):
-    with pytest.raises(UnknownStrategy, match=r"eval.strategy = 'v1' is not allowed; choose one of 'v0', 'v01' "
-                                              r"\(v1 needs a checkpoint\)"):
+    with pytest.raises(UnknownStrategy, match=r"eval.strategy = 'v1' is not allowed; choose one of 'v0', 'v01', "
+                                              r"'cuerator_rule' \(v1 needs a checkpoint\)"):
         strategies.strategy("v1", "eval.strategy", needs="similarities")
-    with pytest.raises(UnknownStrategy, match="strategy v1 decodes a trained model's embeddings: give it a checkpoint"):
+    with pytest.raises(UnknownStrategy, match="strategy v1 decodes with a trained model: give it a checkpoint"):
         strategies.strategy("v1").decoder()
     with pytest.raises(UnknownStrategy, match="strategy v0 decodes the frozen embeddings and takes no checkpoint"):
         strategies.strategy("v0").decoder(tmp_path / "best.pt")
