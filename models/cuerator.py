@@ -116,34 +116,57 @@ def sobol_candidates(count: int, seed: int = 42) -> np.ndarray:
     return (points * (PARAM_RANGES[:, 1] - PARAM_RANGES[:, 0]) + PARAM_RANGES[:, 0]).astype(np.float32)
 
 
-def candidate_accuracies(sim_audio, sim_visual, truth, candidates, block: int = 2 ** 21) -> np.ndarray:
-    """Mean per-video frame accuracy ``[B]`` of each candidate parameter vector ``[B, 10]``
-    (each video's accuracy in float32, summed in float64), computed in blocks of about ``block``
-    thresholds."""
+def candidate_accuracies(sim_audio, sim_visual, truth, candidates, block: int = 2 ** 22, device="cpu",
+                         progress=None) -> np.ndarray:
+    """Mean per-video frame accuracy ``[B]`` of each candidate parameter vector ``[B, 10]`` (each
+    video's accuracy in float32, summed in float64), on ``device`` in blocks of about ``block``
+    similarities. The same float32 operations as :func:`decide`, one candidate at a time, so the
+    result equals it on any device. ``progress(count)`` is told of each finished candidate."""
     a = np.asarray(sim_audio, dtype=np.float32)
     v = np.asarray(sim_visual, dtype=np.float32)
     candidates = np.asarray(candidates, dtype=np.float32)
     n, t, c = a.shape
     videos = max(1, min(n, block // (t * c)))
-    per_candidate = max(1, block // (videos * t * c))
-    total = np.zeros(len(candidates), np.float64)
-    for start in range(0, n, videos):
-        part = slice(start, start + videos)
-        terms = cues(a[part], v[part])
-        for first in range(0, len(candidates), per_candidate):
-            p = candidates[first:first + per_candidate, None, :, None, None]  # [b, 1, 10, 1, 1]
-            labels = vote(a[part], v[part], *combine(terms, p))  # [b, n, T]
-            accuracy = (labels == truth[part]).mean(axis=-1).astype(np.float32)
-            total[first:first + per_candidate] += accuracy.astype(np.float64).sum(axis=1)
-    return total / n
+    total = torch.zeros(len(candidates), dtype=torch.float64, device=device)
+    params = torch.from_numpy(candidates).to(device)
+    with torch.inference_mode():
+        for start in range(0, n, videos):
+            part = slice(start, start + videos)
+            terms = [torch.from_numpy(np.ascontiguousarray(term)).to(device) for term in cues(a[part], v[part])]
+            sims = [torch.from_numpy(x[part]).to(device) for x in (a, v)]
+            wanted = torch.from_numpy(np.asarray(truth[part], dtype=np.int64)).to(device)
+            for index, p in enumerate(params):
+                labels = _vote_torch(*sims, *_combine_torch(terms, p))
+                total[index] += (labels == wanted).float().mean(dim=-1).double().sum()
+            if progress is not None:
+                progress(len(candidates) * (min(n, start + videos) - start) / n)
+    return (total / n).cpu().numpy()
 
 
-def global_oracle(sim_audio, sim_visual, gt_labels, num_candidates: int, seed: int = 42
-                  ) -> tuple[np.ndarray, float]:
+def _combine_torch(terms, p) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`combine` for one parameter vector, in the same order of float32 operations."""
+    a_contend, a_cross, a_sustain, a_burst, v_contend, v_sustain, v_burst, v_cross = terms
+    audio = p[0] + p[1] * a_contend + p[2] * a_cross + p[3] * a_sustain + p[4] * a_burst
+    visual = p[5] + p[6] * v_contend + p[7] * v_sustain + p[8] * v_burst + p[9] * v_cross
+    return audio, visual
+
+
+def _vote_torch(a, v, audio_thresholds, visual_thresholds) -> torch.Tensor:
+    """:func:`vote` in torch (argmax takes the first maximum, as numpy's)."""
+    a_pass, v_pass = a > audio_thresholds, v > visual_thresholds
+    a_vote = torch.where(a_pass, a, -torch.inf).argmax(dim=-1)
+    v_vote = torch.where(v_pass, v, -torch.inf).argmax(dim=-1)
+    agree = (a_vote == v_vote) & a_pass.any(dim=-1) & v_pass.any(dim=-1)
+    return torch.where(agree, a_vote, a.shape[-1])
+
+
+def global_oracle(sim_audio, sim_visual, gt_labels, num_candidates: int, seed: int = 42, device="cpu",
+                  progress=None) -> tuple[np.ndarray, float]:
     """One parameter vector for a whole split: the candidate with the best mean per-video frame
     accuracy against ``gt_labels`` ``[N, T]`` (background = C), the first one on ties."""
     candidates = sobol_candidates(num_candidates, seed)
-    accuracies = candidate_accuracies(sim_audio, sim_visual, np.asarray(gt_labels), candidates)
+    accuracies = candidate_accuracies(sim_audio, sim_visual, np.asarray(gt_labels), candidates, device=device,
+                                      progress=progress)
     best = int(np.argmax(accuracies))
     return candidates[best], float(accuracies[best])
 
@@ -205,14 +228,20 @@ class CueRatorPolicy(nn.Module):
         return self.mu_head(self.fuse(pooled))
 
 
+def sampled_actions(mu: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """The K raw actions ``[B, K, 10]`` per video around the mean ``mu`` ``[B, 10]``: ``mu + 0.3 eps``, detached."""
+    std = torch.tensor(math.log(FIXED_STD), dtype=torch.float32, device=mu.device).exp()
+    return (mu[:, None, :].expand_as(eps) + std * eps).detach()
+
+
 def reinforce_loss(mu: torch.Tensor, eps: torch.Tensor, rewards) -> torch.Tensor:
     """REINFORCE with a leave-one-out baseline: K actions ``mu + 0.3 eps`` per video (``eps``
     ``[B, K, 10]``, the actions detached), their Normal log-probabilities summed over the 10
     values, each advantage its reward minus the mean of the video's other K - 1 rewards (0 when
     K = 1); the loss is minus the mean advantage x log-probability."""
-    std = torch.tensor(math.log(FIXED_STD), dtype=torch.float32).exp()
+    std = torch.tensor(math.log(FIXED_STD), dtype=torch.float32, device=mu.device).exp()
     mean = mu[:, None, :].expand_as(eps)
-    actions = (mean + std * eps).detach()
+    actions = sampled_actions(mu, eps)
     log_prob = torch.distributions.Normal(mean, std).log_prob(actions).sum(dim=-1)  # [B, K]
     rewards = torch.as_tensor(rewards, dtype=torch.float32, device=mu.device)
     k = rewards.shape[1]
@@ -276,6 +305,7 @@ def policy_from_checkpoint(state: dict, path, device) -> CueRatorPolicy:
                                 float(config.get("policy_dropout", 0.1)))
         policy.load_state_dict(state["policy_state_dict"])
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        detail = f"lacks config key {err}" if isinstance(err, KeyError) else str(err).splitlines()[0]
-        raise UserError(f"{path} is not a CueRator policy this code can build ({detail})") from None
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        detail = f"its config lacks {err}" if isinstance(err, KeyError) else (lines[1] if len(lines) > 1 else lines[0])
+        raise UserError(f"{path}: its weights do not fit the policy its config describes ({detail})") from None
     return policy.to(device).eval()

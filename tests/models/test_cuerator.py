@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import metrics
-from models import cuerator
+from models import cuerator, strategies
 
 
 @pytest.fixture(scope="module")
@@ -94,6 +94,9 @@ def test_the_policy_loads_their_state_dict_and_gives_their_parameters(golden):
         mu_padded = policy(torch.zeros(1, 10, video_dim), torch.zeros(1, 10, config["audio_dim"]))
         np.testing.assert_allclose(mu_padded.numpy(), golden["policy/mu_all_padding"], rtol=0, atol=1e-5,
                                    equal_nan=True)
+        batch = policy(torch.cat([visual[:1], torch.zeros_like(visual[:1])]),
+                       torch.cat([audio[:1], torch.zeros_like(audio[:1])]))  # a video next to an all-padding one
+        np.testing.assert_allclose(batch.numpy(), golden["policy/mu_all_padding_in_batch"], rtol=0, atol=1e-5)
     assert (golden["policy/padding_mask"] == (np.abs(golden["policy/context"]).sum(-1) <= 1e-12)).all()
 
 
@@ -113,3 +116,39 @@ def test_a_class_passes_only_strictly_above_its_threshold():
     assert cuerator.vote(sims, sims, at_threshold, at_threshold).tolist() == [[1]]  # class 1 is the vote
     nothing = np.array([[[0.5, 0.2]]], np.float32)
     assert cuerator.vote(sims, sims, nothing, nothing).tolist() == [[2]]  # no class passes: background
+
+
+def test_their_policy_checkpoint_decodes_as_their_inference_does(golden, tmp_path):
+    """Their whole inference (evaluate_policy_on_split) on 6 videos, through our strategy: a policy
+    checkpoint in their layout, its per-video parameters, the rule, and our metrics."""
+    _, config = _policy(golden)
+    state = {key.split("/", 2)[2]: torch.from_numpy(value) for key, value in golden.items()
+             if key.startswith("policy/state_dict/")}
+    path = tmp_path / "policy_best.ckpt"
+    torch.save({"policy_state_dict": state, "epoch": 7, "config": {
+        "encoder": "imagebind", "video_dim": config["video_dim"], "audio_dim": config["audio_dim"],
+        "policy_model_dim": config["model_dim"], "policy_transformer_nhead": config["transformer_nhead"],
+        "policy_transformer_ff_dim": config["transformer_ff_dim"], "policy_dropout": float(golden["policy/dropout"])}},
+        path)
+    chosen = strategies.for_checkpoint(path)
+    decoder = chosen.decoder(path)
+    assert chosen.name == "cuerator_policy" and decoder.widths == {"audio": 48, "vision": 48}
+    visual, audio = (torch.from_numpy(golden[f"policy/{m}"]) for m in ("visual", "audio"))
+    case = {key.split("/", 1)[1]: value for key, value in golden.items() if key.startswith("e2e/")}
+    with torch.no_grad():
+        options = decoder.per_video(audio, visual)
+    np.testing.assert_allclose(options["params"], golden["policy/params"], rtol=0, atol=1e-5)
+    with_other = [np.concatenate([sim, np.zeros_like(sim[..., :1])], axis=-1) for sim in (case["a_sim"], case["v_sim"])]
+    decoded = decoder.decode(*with_other, **options)
+    np.testing.assert_array_equal(decoded.segment_labels, case["pred"])
+    background = int(case["bg_id"])
+    truth = _their_truth(case["category_ids"], case["avc_labels"], background)
+    scores = metrics.score_videos(decoded.pred_matrix, metrics.labels_to_matrix(truth, background + 1),
+                                  decoded.segment_labels, truth)
+    ours = np.stack([scores.correct_segments / scores.num_segments, scores.segment_f1, scores.event_f1], axis=1)
+    np.testing.assert_allclose(ours, case["per_video_metrics"][:, :3], rtol=0, atol=1e-6)
+    for group, mask in (("all", np.ones(6, bool)), ("close", case["cls_types"] == "close"),
+                        ("open", case["cls_types"] == "open")):
+        summary = scores.summary(mask)
+        np.testing.assert_allclose([summary[key] for key in ("accuracy", "segment_f1", "event_f1", "average")],
+                                   case[f"group_metrics_{group}"][:4], rtol=0, atol=1e-6)
