@@ -208,3 +208,66 @@ def test_a_run_without_the_training_split_is_one_line(separable, tmp_path):
     with pytest.raises(UserError, match=r"(?s)lacks train.*no media for the train split") as error:
         train_cuerator.main([*separable["overrides"], f"cache.dir={cache}", f"output.root={tmp_path}"])
     assert str(cache) in str(error.value)
+
+
+def test_features_move_both_ways_through_cuerators_layout(separable, tmp_path):
+    from pipeline import cuerator_files
+    from tools import cuerator_files as tool
+
+    tool.main(["export", "--output", str(tmp_path / "theirs"), *separable["overrides"]])
+    embeddings, similarities = cuerator_files.folders(tmp_path / "theirs", "imagebind")
+    config = separable["config"]
+    index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
+    # What their loaders read: embeddings in the meta CSV's order, text rows [:C], similarities.
+    test = np.load(embeddings / "test.npz")
+    sims = np.load(similarities / "test_sim.npz")
+    videos = index.videos("test", vocabulary=index.all_vocabulary)
+    assert test["audio"].shape == (len(videos), 10, 24) and list(test["vid_names"]) == list(videos.vid_names)
+    text = np.load(embeddings / "test_text.npy") if (embeddings / "test_text.npy").exists() else \
+        np.load(embeddings / "test_audio_text.npy")
+    assert text.shape[0] == len(index.all_vocabulary)  # the classes, then other
+    classes = len(index.all_vocabulary) - 1
+    cos = cosine(torch.from_numpy(test["audio"]), torch.from_numpy(text[:classes])).numpy()
+    np.testing.assert_allclose(sims["a_t_sim"], cos, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(sims["category_ids"], videos.class_index)
+    np.testing.assert_array_equal(sims["avc_labels"], videos.labels)
+    assert np.load(similarities / "train_sim.npz")["a_t_sim"].shape[-1] == len(index.seen_vocabulary) - 1
+    # Back into a new cache: the same evaluation.
+    imported = [o for o in separable["overrides"] if not o.startswith("cache.dir=")] + [f"cache.dir={tmp_path / 'back'}"]
+    tool.main(["import", "--input", str(tmp_path / "theirs"), *imported])
+    for name, overrides in (("a", separable["overrides"]), ("b", imported)):
+        eval_zero_shot.main([*overrides, "--strategy", "v01", f"output.root={tmp_path / name}"])
+    first, second = (json.loads((tmp_path / n / "v0_training_free_v01_test" / "results.json").read_text())
+                     for n in "ab")
+    assert first["metrics"] == second["metrics"]
+    assert second["cache"]["provenance"]["imported_from"]["layout"] == "cuerator"
+    with pytest.raises(UserError, match="already holds a feature cache; import into a new folder"):
+        tool.main(["import", "--input", str(tmp_path / "theirs"), *imported])
+
+
+def test_imports_are_checked_against_the_annotations(separable, tmp_path):
+    from pipeline import cuerator_files
+
+    config = separable["config"]
+    cuerator_files.export(config, tmp_path / "theirs", "imagebind", ["test"])
+    embeddings, similarities = cuerator_files.folders(tmp_path / "theirs", "imagebind")
+    sims = dict(np.load(similarities / "test_sim.npz"))
+    names = list(sims.pop("class_names"))
+    np.savez(similarities / "test_sim.npz", **sims)  # as their own code writes it: no class names
+    from common import config as config_io
+    from common.schema import Config
+
+    fresh = config_io.load(Config, REPO / "configs" / "cuerator_policy.yaml",
+                           [*separable["overrides"], f"cache.dir={tmp_path / 'c1'}"])
+    with pytest.raises(UserError, match=r"does not name its classes: give CueRator's category CSV of the test "
+                                        r"classes \(--test-categories\)"):
+        cuerator_files.import_files(fresh, tmp_path / "theirs", "imagebind")
+    (tmp_path / "categories.csv").write_text("".join(f"{n}\n" for n in names + ["other"]))
+    cache = cuerator_files.import_files(fresh, tmp_path / "theirs", "imagebind", {"test": tmp_path / "categories.csv"})
+    assert cache.has_split("test") and not cache.has_split("train")
+    reversed_labels = {**sims, "avc_labels": sims["avc_labels"][::-1]}
+    np.savez(similarities / "test_sim.npz", **reversed_labels)
+    other = config_io.load(Config, REPO / "configs" / "cuerator_policy.yaml",
+                           [*separable["overrides"], f"cache.dir={tmp_path / 'c2'}"])
+    with pytest.raises(UserError, match="avc_labels differ from .*labels of the test videos in the meta CSV's order"):
+        cuerator_files.import_files(other, tmp_path / "theirs", "imagebind", {"test": tmp_path / "categories.csv"})
