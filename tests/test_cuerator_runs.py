@@ -233,7 +233,8 @@ def test_features_move_both_ways_through_cuerators_layout(separable, tmp_path):
     np.testing.assert_array_equal(sims["avc_labels"], videos.labels)
     assert np.load(similarities / "train_sim.npz")["a_t_sim"].shape[-1] == len(index.seen_vocabulary) - 1
     # Back into a new cache: the same evaluation.
-    imported = [o for o in separable["overrides"] if not o.startswith("cache.dir=")] + [f"cache.dir={tmp_path / 'back'}"]
+    kept = [o for o in separable["overrides"] if not o.startswith("cache.dir=")]
+    imported = [*kept, f"cache.dir={tmp_path / 'back'}"]
     tool.main(["import", "--input", str(tmp_path / "theirs"), *imported])
     for name, overrides in (("a", separable["overrides"]), ("b", imported)):
         eval_zero_shot.main([*overrides, "--strategy", "v01", f"output.root={tmp_path / name}"])

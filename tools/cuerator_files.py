@@ -2,8 +2,9 @@
 
     python tools/cuerator_files.py export --output ../cuerator            # the configured cache -> their files
     python tools/cuerator_files.py import --input ../cuerator cache.dir=cache/from_cuerator
-    python tools/cuerator_files.py import --input ../cuerator --train-categories meta_anno_files/ovave_train_close_categories.csv \\
-        --test-categories meta_anno_files/ovave_total_close_open_categories.csv cache.dir=cache/from_cuerator
+    python tools/cuerator_files.py import --input ../cuerator cache.dir=cache/from_cuerator \\
+        --train-categories meta_anno_files/ovave_train_close_categories.csv \\
+        --test-categories meta_anno_files/ovave_total_close_open_categories.csv
 
 Export writes data/embeddings/<encoder>/ and data/similarities/<encoder>/ under --output (their
 loaders read them as they are); import makes a new cache at cache.dir from such a folder.
