@@ -43,39 +43,34 @@ def map_params(raw) -> np.ndarray:
     return (low + sigmoid * (high - low)).astype(dtype)
 
 
-def rival(scores: np.ndarray) -> np.ndarray:
+def _tensor(values, device=None) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(values, dtype=np.float32) if not torch.is_tensor(values) else values,
+                           dtype=torch.float32, device=device)
+
+
+def rival(scores: torch.Tensor) -> torch.Tensor:
     """Per class, the best other class's score minus its own (the top class: second best minus
-    best), over the last axis."""
-    first = scores.argmax(axis=-1)[..., None]  # the lowest index on ties
-    winner = np.arange(scores.shape[-1]) == first
-    top1 = np.take_along_axis(scores, first, axis=-1)
-    top2 = np.where(winner, -np.inf, scores).max(axis=-1, keepdims=True).astype(scores.dtype)
-    return top1 + (top2 - top1) * winner.astype(scores.dtype) - scores
+    best), over the last axis; the top class is the first maximum. The top class's value is
+    ``(top1 + (top2 - top1)) - top1`` in float32, as the published expression rounds it."""
+    top1, first = scores.max(dim=-1, keepdim=True)
+    winner = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device).scatter_(-1, first, True)
+    top2 = scores.masked_fill(winner, -torch.inf).amax(dim=-1, keepdim=True)
+    return (top1 - scores).scatter_(-1, first, (top1 + (top2 - top1)) - top1)
 
 
-def _params(params, videos: int) -> np.ndarray:
-    params = np.asarray(params, dtype=np.float32)
-    if params.shape == (NUM_PARAMS,):
-        params = np.broadcast_to(params, (videos, NUM_PARAMS))
-    if params.shape != (videos, NUM_PARAMS):
-        raise ValueError(f"params must be [{NUM_PARAMS}] or [{videos}, {NUM_PARAMS}], got {params.shape}")
-    return params[:, :, None, None]  # [N, 10, 1, 1]
-
-
-def cues(sim_audio, sim_visual) -> tuple[np.ndarray, ...]:
-    """The rule's parameter-free terms ``[N, T, C]`` (or ``[N, 1, C]`` for the time-averaged ones):
-    audio contender, cross-check, sustained support and burstiness, then the visual ones."""
-    a = np.asarray(sim_audio, dtype=np.float32)
-    v = np.asarray(sim_visual, dtype=np.float32)
-    joint = np.minimum(a, v)
-    a_support = np.float32(0.5) * (a + joint)
-    v_support = np.float32(0.5) * (v + joint)
-    a_mean, v_mean = a_support.mean(axis=1, keepdims=True), v_support.mean(axis=1, keepdims=True)
+def cues(sim_audio, sim_visual) -> tuple[torch.Tensor, ...]:
+    """The rule's parameter-free terms ``[..., T, C]`` (``[..., 1, C]`` for the time-averaged
+    ones): audio contender, cross-check, sustained support and burstiness, then the visual ones."""
+    a, v = _tensor(sim_audio), _tensor(sim_visual, device=_tensor(sim_audio).device)
+    joint = torch.minimum(a, v)
+    a_support = 0.5 * (a + joint)
+    v_support = 0.5 * (v + joint)
+    a_mean, v_mean = a_support.mean(dim=-2, keepdim=True), v_support.mean(dim=-2, keepdim=True)
     return (rival(a_support), rival(v), rival(a_mean), a - a_mean,
             rival(v_support), rival(v_mean), v - v_mean, rival(a))
 
 
-def combine(terms, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def combine(terms, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Thresholds from the terms and parameters ``p`` (``[..., 10, 1, 1]``, broadcast against them)."""
     a_contend, a_cross, a_sustain, a_burst, v_contend, v_sustain, v_burst, v_cross = terms
     audio = p[..., 0, :, :] + p[..., 1, :, :] * a_contend + p[..., 2, :, :] * a_cross \
@@ -85,26 +80,38 @@ def combine(terms, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return audio, visual
 
 
+def vote(sim_audio, sim_visual, audio_thresholds, visual_thresholds) -> torch.Tensor:
+    """Per segment, the class both modalities vote for, else background (index C)."""
+    a, v = _tensor(sim_audio), _tensor(sim_visual)
+    a_pass, v_pass = a > _tensor(audio_thresholds), v > _tensor(visual_thresholds)
+    a_vote = torch.where(a_pass, a, -torch.inf).argmax(dim=-1)
+    v_vote = torch.where(v_pass, v, -torch.inf).argmax(dim=-1)
+    agree = (a_vote == v_vote) & a_pass.any(dim=-1) & v_pass.any(dim=-1)
+    return torch.where(agree, a_vote, a.shape[-1])
+
+
+def _params(params, videos: int) -> torch.Tensor:
+    params = _tensor(params)
+    if params.shape == (NUM_PARAMS,):
+        params = params.expand(videos, NUM_PARAMS)
+    if params.shape != (videos, NUM_PARAMS):
+        raise ValueError(f"params must be [{NUM_PARAMS}] or [{videos}, {NUM_PARAMS}], got {tuple(params.shape)}")
+    return params[:, :, None, None]  # [N, 10, 1, 1]
+
+
 def thresholds(sim_audio, sim_visual, params) -> tuple[np.ndarray, np.ndarray]:
     """Audio and visual thresholds ``[N, T, C]`` for similarities ``[N, T, C]`` and parameters
     ``[N, 10]`` (one vector per video) or ``[10]`` (one for all)."""
-    return combine(cues(sim_audio, sim_visual), _params(params, len(sim_audio)))
-
-
-def vote(sim_audio, sim_visual, audio_thresholds, visual_thresholds) -> np.ndarray:
-    """Per segment, the class both modalities vote for, else background (index C)."""
-    a = np.asarray(sim_audio, dtype=np.float32)
-    v = np.asarray(sim_visual, dtype=np.float32)
-    a_pass, v_pass = a > audio_thresholds, v > visual_thresholds
-    a_vote = np.where(a_pass, a, -np.inf).argmax(axis=-1)
-    v_vote = np.where(v_pass, v, -np.inf).argmax(axis=-1)
-    agree = (a_vote == v_vote) & a_pass.any(axis=-1) & v_pass.any(axis=-1)
-    return np.where(agree, a_vote, a.shape[-1]).astype(np.int64)
+    with torch.inference_mode():
+        audio, visual = combine(cues(sim_audio, sim_visual), _params(params, len(sim_audio)))
+    return audio.numpy(), visual.numpy()
 
 
 def decide(sim_audio, sim_visual, params) -> np.ndarray:
-    """``[N, T]`` labels by the rule, background = C."""
-    return vote(sim_audio, sim_visual, *thresholds(sim_audio, sim_visual, params))
+    """``[N, T]`` labels by the rule, background = C (computed in torch: float32, as published)."""
+    with torch.inference_mode():
+        a, v = _tensor(sim_audio), _tensor(sim_visual)
+        return vote(a, v, *combine(cues(a, v), _params(params, len(a)))).numpy()
 
 
 def sobol_candidates(count: int, seed: int = 42) -> np.ndarray:
@@ -120,44 +127,25 @@ def candidate_accuracies(sim_audio, sim_visual, truth, candidates, block: int = 
                          progress=None) -> np.ndarray:
     """Mean per-video frame accuracy ``[B]`` of each candidate parameter vector ``[B, 10]`` (each
     video's accuracy in float32, summed in float64), on ``device`` in blocks of about ``block``
-    similarities. The same float32 operations as :func:`decide`, one candidate at a time, so the
-    result equals it on any device. ``progress(count)`` is told of each finished candidate."""
+    similarities, one candidate at a time. ``progress(count)`` is told of finished candidates."""
     a = np.asarray(sim_audio, dtype=np.float32)
     v = np.asarray(sim_visual, dtype=np.float32)
-    candidates = np.asarray(candidates, dtype=np.float32)
     n, t, c = a.shape
     videos = max(1, min(n, block // (t * c)))
     total = torch.zeros(len(candidates), dtype=torch.float64, device=device)
-    params = torch.from_numpy(candidates).to(device)
+    params = _tensor(candidates, device)[:, :, None, None]
     with torch.inference_mode():
         for start in range(0, n, videos):
             part = slice(start, start + videos)
-            terms = [torch.from_numpy(np.ascontiguousarray(term)).to(device) for term in cues(a[part], v[part])]
-            sims = [torch.from_numpy(x[part]).to(device) for x in (a, v)]
-            wanted = torch.from_numpy(np.asarray(truth[part], dtype=np.int64)).to(device)
+            sims = [_tensor(x[part], device) for x in (a, v)]
+            terms = cues(*sims)
+            wanted = torch.as_tensor(np.asarray(truth[part], dtype=np.int64), device=device)
             for index, p in enumerate(params):
-                labels = _vote_torch(*sims, *_combine_torch(terms, p))
+                labels = vote(*sims, *combine(terms, p))
                 total[index] += (labels == wanted).float().mean(dim=-1).double().sum()
             if progress is not None:
                 progress(len(candidates) * (min(n, start + videos) - start) / n)
     return (total / n).cpu().numpy()
-
-
-def _combine_torch(terms, p) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`combine` for one parameter vector, in the same order of float32 operations."""
-    a_contend, a_cross, a_sustain, a_burst, v_contend, v_sustain, v_burst, v_cross = terms
-    audio = p[0] + p[1] * a_contend + p[2] * a_cross + p[3] * a_sustain + p[4] * a_burst
-    visual = p[5] + p[6] * v_contend + p[7] * v_sustain + p[8] * v_burst + p[9] * v_cross
-    return audio, visual
-
-
-def _vote_torch(a, v, audio_thresholds, visual_thresholds) -> torch.Tensor:
-    """:func:`vote` in torch (argmax takes the first maximum, as numpy's)."""
-    a_pass, v_pass = a > audio_thresholds, v > visual_thresholds
-    a_vote = torch.where(a_pass, a, -torch.inf).argmax(dim=-1)
-    v_vote = torch.where(v_pass, v, -torch.inf).argmax(dim=-1)
-    agree = (a_vote == v_vote) & a_pass.any(dim=-1) & v_pass.any(dim=-1)
-    return torch.where(agree, a_vote, a.shape[-1])
 
 
 def global_oracle(sim_audio, sim_visual, gt_labels, num_candidates: int, seed: int = 42, device="cpu",

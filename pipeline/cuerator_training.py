@@ -157,7 +157,7 @@ class CueRatorRun:
         train = self.data["train"]
         policy.train()
         order = torch.randperm(len(train.rows), generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
-        sim_a, sim_v = train.rule_inputs()
+        sim_a, sim_v = (np.ascontiguousarray(x) for x in train.rule_inputs())
         losses, rewards = [], []
         self.timings = dict.fromkeys(("read", "policy", "rule"), 0.0)
         for start in range(0, len(order), cfg.batch_size):
@@ -167,11 +167,12 @@ class CueRatorRun:
             clock = self._lap("read", clock)
             mu = policy(vision, audio)
             eps = torch.randn(len(members), cfg.samples, cuerator.NUM_PARAMS, device=self.device)
-            params = cuerator.map_params(cuerator.sampled_actions(mu, eps).cpu().numpy())  # [B, K, 10]
+            params = torch.from_numpy(cuerator.map_params(cuerator.sampled_actions(mu, eps).cpu().numpy()))
             clock = self._lap("policy", clock)
-            terms = cuerator.cues(sim_a[members], sim_v[members])  # [B, T, C]
-            thresholds = cuerator.combine([term[:, None] for term in terms], params[..., None, None])
-            labels = cuerator.vote(sim_a[members][:, None], sim_v[members][:, None], *thresholds)  # [B, K, T]
+            a, v = torch.from_numpy(sim_a[members]), torch.from_numpy(sim_v[members])  # [B, T, C]
+            terms = cuerator.cues(a, v)
+            thresholds = cuerator.combine([term[:, None] for term in terms], params[..., None, None])  # [B, K, T, C]
+            labels = cuerator.vote(a[:, None], v[:, None], *thresholds).numpy()  # [B, K, T]
             reward = frame_accuracy(labels, train.truth[members][:, None])
             clock = self._lap("rule", clock)
             loss = cuerator.reinforce_loss(mu, eps, reward)

@@ -18,6 +18,7 @@ from common import config as config_io
 from common.schema import Config
 from conftest import REPO
 from data.annotations import AnnotationIndex
+from models import cuerator
 from models.temporal import LAYOUT, TemporalModel, TemporalSettings
 from pipeline.localize import Localizer, UsageError, events_of
 from stand_in import CLASSES, SCRIPT, StandInEncoder, write_scene
@@ -281,3 +282,53 @@ def test_benchmark_classes_on_the_command_line(synthetic_bench, tmp_path):
     index = AnnotationIndex.load(synthetic_bench["meta_csv"], synthetic_bench["label_json"])
     assert json.loads((tmp_path / "out" / "events.json").read_text())["classes"] == list(
         index.all_vocabulary.names)  # the benchmark's names, sorted, `other` last
+
+
+def policy_checkpoint(path, params, widths: int = 4, family: str = "imagebind"):
+    """A CueRator policy checkpoint (their layout) giving every video ``params``: its head's
+    weights are zero, its bias the raw values that map to them."""
+    policy = cuerator.CueRatorPolicy(widths, widths, 8, 2, 16)
+    low, high = cuerator.PARAM_RANGES.T
+    share = np.clip((np.asarray(params, np.float64) - low) / (high - low), 1e-7, 1 - 1e-7)
+    with torch.no_grad():
+        policy.mu_head.weight.zero_()
+        policy.mu_head.bias.copy_(torch.from_numpy(np.log(share / (1 - share))).float())
+    torch.save({"policy_state_dict": policy.state_dict(), "epoch": 1, "config": {
+        "encoder": family, "video_dim": widths, "audio_dim": widths, "policy_model_dim": 8,
+        "policy_transformer_nhead": 2, "policy_transformer_ff_dim": 16, "policy_dropout": 0.1}}, path)
+    return path
+
+
+BIASED = [0.05, 0, 0, 0, 0, 0.05, 0, 0, 0, 0]  # a class passes when its cosine is above 0.05: the stand-in's own
+
+
+def test_cuerators_rule_and_policy_localize_a_long_video(stand_in, tmp_path):
+    write_scene(tmp_path / "long.mp4", SCRIPT)  # 20 s: two windows
+    common = [str(tmp_path / "long.mp4"), "--classes", ",".join(CLASSES), f"cache.dir={stand_in.cache.dir}",
+              "extract.num_workers=0", "device=cpu"]
+    localize.main([*common, "--strategy", "cuerator_rule", f"cuerator.params={BIASED}", "--output",
+                   str(tmp_path / "rule")])
+    checkpoint = policy_checkpoint(tmp_path / "policy.ckpt", BIASED)
+    localize.main([*common, "--checkpoint", str(checkpoint), "--output", str(tmp_path / "policy")])
+    rule, policy = (json.loads((tmp_path / name / "events.json").read_text()) for name in ("rule", "policy"))
+    assert rule["method"] == "CueRator cuerator_rule" and policy["method"].endswith("(cuerator_policy)")
+    for run in (rule, policy):
+        assert [(e["class"], e["start"], e["end"]) for e in run["videos"][0]["events"]] == [
+            ("dog barking", 3.0, 7.0), ("car horn", 12.0, 16.0)]
+    with pytest.raises(UsageError, match="--strategy cuerator_policy decodes with a trained model: give its "
+                                         "--checkpoint"):
+        localize.main([*common, "--strategy", "cuerator_policy"])
+
+
+def test_the_app_offers_cuerators_rule_when_the_config_gives_it(stand_in, tmp_path):
+    from webapp.explorer import Explorer
+
+    assert not any("cuerator" in name for name in Explorer(Localizer(stand_in)).decodings)
+    configured = dataclasses.replace(stand_in, cuerator=dataclasses.replace(stand_in.cuerator, params=BIASED))
+    checkpoint = policy_checkpoint(tmp_path / "policy.ckpt", BIASED)
+    explorer = Explorer(Localizer(configured), checkpoints=[checkpoint])
+    assert "CueRator cuerator_rule" in explorer.decodings
+    assert explorer.decodings[f"checkpoint {checkpoint}"].strategy.name == "cuerator_policy"
+    write_scene(tmp_path / "a.mp4", SCRIPT[:10])
+    answer = explorer.ask(tmp_path / "a.mp4", ", ".join(CLASSES), f"checkpoint {checkpoint}")
+    assert answer.result.labels == [label or "other" for label in SCRIPT[:10]]

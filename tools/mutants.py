@@ -41,6 +41,8 @@ T_TRAIN = "tests/test_train.py"
 T_LOCALIZE = "tests/test_localize.py"
 T_REAL = "tests/test_localize_real_world.py"
 T_SEGMENTS = "tests/data/test_video_segments.py"
+T_CUERATOR = "tests/models/test_cuerator.py"
+T_CUERATOR_RUNS = "tests/test_cuerator_runs.py"
 
 MUTANTS = (
     # model selection
@@ -128,6 +130,23 @@ MUTANTS = (
            "baseline = (rewards.sum(dim=1, keepdim=True) - rewards) / (k - 1) if k > 1",
            "baseline = rewards.sum(dim=1, keepdim=True) / k if k > 1",
            ("tests/models/test_cuerator.py::test_the_reinforce_loss_and_its_gradient",)),
+    Mutant("cuerator-rule-keeps-other", "models/strategies/cuerator.py",
+           "labels = cuerator.decide(sim_a[..., :-1], sim_v[..., :-1], params)",
+           "labels = cuerator.decide(sim_a, sim_v, params)",
+           (f"{T_CUERATOR}::test_their_policy_checkpoint_decodes_as_their_inference_does",)),
+    Mutant("cuerator-policy-reads-swapped-modalities", "models/strategies/cuerator.py",
+           "policy(vision.float(), audio.float())", "policy(audio.float(), vision.float())",
+           (f"{T_CUERATOR}::test_their_policy_checkpoint_decodes_as_their_inference_does",)),
+    Mutant("cuerator-oracle-last-best", "models/cuerator.py", "best = int(np.argmax(accuracies))",
+           "best = len(accuracies) - 1 - int(np.argmax(accuracies[::-1]))",
+           (f"{T_CUERATOR}::test_the_global_oracle_picks_what_the_published_oracle_picks",
+            f"{T_CUERATOR}::test_the_oracle_keeps_the_first_of_equally_good_candidates")),
+    Mutant("cuerator-resume-forgets-the-rng", "pipeline/cuerator_training.py",
+           'torch.set_rng_state(state["toolkit"]["rng_cpu"])', "pass",
+           (f"{T_CUERATOR_RUNS}::test_resume_continues_the_policy_training_exactly",)),
+    Mutant("cuerator-import-trusts-the-order", "pipeline/cuerator_files.py",
+           'if not np.array_equal(np.asarray(sims["avc_labels"]) > 0, videos.labels.astype(bool)):', "if False:",
+           (f"{T_CUERATOR_RUNS}::test_imports_are_checked_against_the_annotations",)),
     # documented defaults
     Mutant("published-lr-changed", "configs/v1_fine_tuning.yaml", "lr: 5.0e-5", "lr: 1.0e-4",
            ("tests/test_readme_defaults.py",)),

@@ -152,3 +152,10 @@ def test_their_policy_checkpoint_decodes_as_their_inference_does(golden, tmp_pat
         summary = scores.summary(mask)
         np.testing.assert_allclose([summary[key] for key in ("accuracy", "segment_f1", "event_f1", "average")],
                                    case[f"group_metrics_{group}"][:4], rtol=0, atol=1e-6)
+
+
+def test_the_oracle_keeps_the_first_of_equally_good_candidates():
+    sims = np.full((3, 10, 5), -1.0, np.float32)  # below every threshold: each candidate says background
+    params, accuracy = cuerator.global_oracle(sims, sims, np.full((3, 10), 5), 16)
+    assert accuracy == 1.0
+    np.testing.assert_array_equal(params, cuerator.sobol_candidates(16)[0])
