@@ -1,13 +1,15 @@
 """Localize events in any video with any words, through the benchmark's own path: a video
 becomes consecutive 1 s segments (data/video_segments.py, the rule of the benchmark's
 preparation), each prepared and encoded by the configured family as in extraction, the class
-names plus ``other`` go through the family's text towers, and the benchmark's decoders label
-every second: the training-free rule (``v0`` / ``v01``) or, with a fine-tuning checkpoint, its
-temporal layers and the ``v1`` scoring.
+names plus ``other`` go through the family's text towers, and the benchmark's decoding
+strategies label every second (models/strategies): the training-free rule (``v0`` / ``v01``),
+CueRator's rule, or with a checkpoint a fine-tuning model's temporal layers and the ``v1``
+scoring, or a CueRator policy's per-video parameters.
 
-The decoders and temporal layers were made for 10-segment clips (the training-free rule gives
-a clip one class; the temporal layers saw ten segments), so a longer video is decoded in
-consecutive 10 s windows (the last one shorter): a 10 s video is exactly one benchmark clip.
+The decoders, temporal layers and policies were made for 10-segment clips (the training-free
+rule gives a clip one class; the temporal layers and the policy saw ten segments), so a longer
+video is decoded in consecutive 10 s windows (the last one shorter): a 10 s video is exactly one
+benchmark clip.
 
 Confidence of a segment labelled c: sqrt(p_audio(c) * p_frame(c)), where p is the softmax over
 the classes (``other`` included) of 100 x the cosine similarities (CLIP's logit scale) of the

@@ -4,6 +4,7 @@ import pytest
 
 import eval_zero_shot
 import train
+import train_cuerator
 from conftest import REPO
 from tools import make_synthetic_benchmark
 
@@ -15,9 +16,10 @@ def test_demo_configs_run_the_whole_pipeline(tmp_path, monkeypatch, capsys):
     make_synthetic_benchmark.main(["--output", "demo/ovavebench", "--train-per-class", "3", "--test-per-class", "1"])
     eval_zero_shot.main(["--config", str(REPO / "configs" / "demo" / "v0_training_free.yaml")])
     train.main(["--config", str(REPO / "configs" / "demo" / "v1_fine_tuning.yaml"), "train.epochs=2"])
+    train_cuerator.main(["--config", str(REPO / "configs" / "demo" / "cuerator_policy.yaml"), "cuerator.epochs=1"])
     out = capsys.readouterr().out
-    assert out.count("subset    videos     Acc  Seg-F1  Eve-F1     Avg") == 2
-    for run in ("v0_training_free_v01_test", "v1_fine_tuning"):
+    assert out.count("subset    videos     Acc  Seg-F1  Eve-F1     Avg") == 4  # CueRator: its rule and its policy
+    for run in ("v0_training_free_v01_test", "v1_fine_tuning", "cuerator_policy"):
         results = json.loads((tmp_path / "demo" / "runs" / run / "results.json").read_text())
         assert results["config"]["encoder"] == {"family": "imagebind", "size": "small", "checkpoint": "random",
                                                 "audio_checkpoint": None, "precision": "fp32", "text_template": "{}", "text_template_audio": None,

@@ -13,7 +13,7 @@ from conftest import REPO
 
 README = (REPO / "README.md").read_text()
 # Rows whose default is a pointer or a description, not a value.
-DESCRIBED = {"temporal.*", "train.*", "data.meta_csv", "data.label_json"}
+DESCRIBED = {"temporal.*", "train.*", "cuerator.*", "data.meta_csv", "data.label_json"}
 
 
 def table(header: str) -> list[tuple[list[str], list[str]]]:
@@ -76,6 +76,10 @@ def test_the_configs_table_is_the_base_config_and_the_apps():
 
 def test_the_fine_tuning_table_is_the_published_config():
     assert rows_against("| key | default | choices |", lambda key: REPO / "configs" / "v1_fine_tuning.yaml") >= 15
+
+
+def test_the_cuerator_table_is_the_published_config():
+    assert rows_against("| key | default | for |", lambda key: REPO / "configs" / "cuerator_policy.yaml") >= 15
 
 
 @pytest.mark.parametrize("text, parsed", [("`huge`", "huge"), ("5e-5", 5e-5), ("null = usable cores − 2", None),
