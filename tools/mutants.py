@@ -177,7 +177,7 @@ def run_mutant(mutant: Mutant, copy: Path, env: dict) -> tuple[str, float]:
     path.write_text(text.replace(mutant.original, mutant.mutated))
     start = time.perf_counter()
     try:
-        result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+        result = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider",
                                  *mutant.tests], cwd=copy, env=env, capture_output=True, text=True, timeout=1200)
     finally:
         path.write_text(text)
