@@ -158,6 +158,13 @@ def labels_to_matrix(labels, num_classes: int) -> np.ndarray:
     return labels[:, None, :] == np.arange(num_classes)[None, :, None]
 
 
+def _mean_f1(values: np.ndarray, batch: int | None) -> float:
+    if batch is None:
+        return float(np.mean(values, dtype=np.float64))
+    return float(np.mean([np.mean(values[start:start + batch], dtype=np.float64)
+                          for start in range(0, len(values), batch)]))
+
+
 @dataclass(frozen=True)
 class VideoScores:
     """Per-video results; summaries over any subset of videos are pure reductions of these."""
@@ -167,16 +174,19 @@ class VideoScores:
     correct_segments: np.ndarray  # [N] number of segments whose label is right
     num_segments: int  # T
 
-    def summary(self, mask=None) -> dict[str, float]:
-        """Accuracy (pooled over segments), mean F1s and their average over the masked videos."""
+    def summary(self, mask=None, f1_batch: int | None = None) -> dict[str, float]:
+        """Accuracy (pooled over segments), mean F1s and their average over the masked videos.
+        ``f1_batch``: the published script's aggregation instead, each F1 the mean of per-batch
+        means over consecutive batches of that many of the masked videos (a partial last batch
+        weighs as much as a full one)."""
         keep = np.ones(len(self.segment_f1), bool) if mask is None else np.asarray(mask, bool)
         count = int(keep.sum())
         if count == 0:
             raise ValueError("cannot summarise an empty set of videos")
         result = {
             "accuracy": float(self.correct_segments[keep].sum() / (count * self.num_segments)),
-            "segment_f1": float(np.mean(self.segment_f1[keep], dtype=np.float64)),
-            "event_f1": float(np.mean(self.event_f1[keep], dtype=np.float64)),
+            "segment_f1": _mean_f1(self.segment_f1[keep], f1_batch),
+            "event_f1": _mean_f1(self.event_f1[keep], f1_batch),
         }
         result["average"] = (result["accuracy"] + result["segment_f1"] + result["event_f1"]) / 3
         return result

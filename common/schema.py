@@ -75,10 +75,11 @@ class EvalConfig:
     strategy: str = "v01"  # a strategy of models/strategies; checked when a run starts
     checkpoint: Optional[str] = None  # the trained file a checkpoint strategy decodes with (v1, cuerator_policy)
     block_videos: PositiveInt = 2048  # videos per similarity block: bounds memory, never changes results
+    f1_batch: Optional[PositiveInt] = None  # null: F1 = mean over videos; n: mean of per-batch means (published: 32)
 
 
 Attention = Literal["self", "cross", "both"]
-Fusion = Literal["geometric", "arithmetic"]
+Fusion = Literal["geometric", "arithmetic", "feature_mean"]
 
 
 @dataclass(frozen=True)
@@ -93,12 +94,20 @@ class TemporalSettings:
     attn_dim: PositiveInt = 256
     ffn_dim: PositiveInt = 512
     dropout: Annotated[float, Range(0, 1, high_open=True)] = 0.1
-    fusion: Fusion = "geometric"  # geometric: sqrt(relu(cos_a * cos_v)) as published; arithmetic: the mean
+    fusion: Fusion = "geometric"  # geometric: sqrt(relu(cos_a * cos_v)) as published; arithmetic: the mean;
+    # feature_mean: one cosine of the mean of the audio and frame embeddings (one embedding space)
     init: Literal["shared", "independent"] = "shared"  # shared: every block a copy of one, as published
     attention_scale: Literal["model", "head"] = "model"  # model: 1/sqrt(attn_dim), as published
     cross_context: Literal["original", "previous"] = "original"  # what cross-attention reads
     both_combine: Literal["sum", "mean", "learned"] = "sum"  # how `both` joins its two stacks
     arithmetic_minmax: bool = False  # train arithmetic fusion on min-max normalised scores (published: no)
+    # The published module's other options (off by default, as in the paper's table):
+    distance_prior: bool = False  # use_adj_in_attn: exp(-|w d^2 - b|) over segment distance d added to the logits
+    distance_gamma: float = 0.6  # w's initial value (learned, one per block)
+    distance_bias: float = 0.2  # b's initial value (learned, one per block)
+    local_window: Optional[PositiveInt] = None  # use_mask_in_attn: a local attention over win_size segments too
+    power_norm: bool = False  # norm_flag: signed square root, then L2 normalisation over time (their dim=1)
+    cross_layers: Optional[PositiveInt] = None  # XA_LAYER_NUM: cross-attention layers; null = num_layers
 
     def __post_init__(self):
         if self.attn_dim % self.num_heads:
@@ -124,6 +133,9 @@ class TrainConfig:
     # train split's audio (the frozen audio trunk in train mode); 0 = eval-mode audio.
     audio_draws: NonNegativeInt = 5
     audio_drop_path: Annotated[float, Range(0, 1, high_open=True)] = 0.1  # ImageBind's rate
+    test_strategy: Literal["v0", "v01", "v1"] = "v1"  # how selection and test decode the trained embeddings
+    lr_milestones: list[PositiveInt] = (10, 20, 30)  # MultiStepLR: the rate times lr_gamma after these epochs
+    lr_gamma: PositiveFloat = 0.5
 
 
 @dataclass(frozen=True)

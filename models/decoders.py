@@ -75,8 +75,8 @@ def training_free_prediction(video_class, is_event, num_classes: int) -> Decoded
 
 
 def fine_tuning_scores(sim_audio_text, sim_visual_text, fusion: str = "geometric") -> np.ndarray:
-    """sqrt(relu(sim_a * sim_v)) (``fusion="arithmetic"``: their mean), min-max normalised over
-    classes, in float32 as published.
+    """sqrt(relu(sim_a * sim_v)) (``fusion="arithmetic"``: their mean; ``"feature_mean"``: the
+    mean embedding's cosine, ``sim_v``), min-max normalised over classes, in float32 as published.
 
     A segment whose products are all <= 0 normalises to 0/0 = NaN everywhere, and the
     published argmax then picks class 0; :func:`decode_fine_tuning` keeps that behaviour.
@@ -86,8 +86,10 @@ def fine_tuning_scores(sim_audio_text, sim_visual_text, fusion: str = "geometric
         score = np.sqrt(np.maximum(sim_a * sim_v, np.float32(0)))
     elif fusion == "arithmetic":
         score = (sim_a + sim_v) / np.float32(2)
+    elif fusion == "feature_mean":  # the temporal layers scored the mean embedding: one cosine
+        score = sim_v
     else:
-        raise ValueError(f"unknown fusion {fusion!r}; choose geometric or arithmetic")
+        raise ValueError(f"unknown fusion {fusion!r}; choose geometric, arithmetic or feature_mean")
     low = score.min(axis=2, keepdims=True)
     high = score.max(axis=2, keepdims=True)
     with np.errstate(invalid="ignore"):

@@ -16,6 +16,14 @@ published module by default:
 - ``both`` runs a self- and a cross-attention stack side by side from the same input and
   combines them by ``both_combine``: their sum, their mean, or a learned weight
   sigmoid(alpha) * self + (1 - sigmoid(alpha)) * cross with alpha starting at 0.
+
+The published module's other options, off by default as in the paper's table: a learned
+distance prior exp(-|w d^2 - b|) added to the attention logits (``distance_prior``), a second,
+local attention over a window of segments blended in by a learned sigmoid(alpha)
+(``local_window``), a signed square root and L2 normalisation over time of the attention output
+(``power_norm``), cross stacks of their own depth (``cross_layers``), and ``feature_mean``
+fusion (the mean of the audio and frame embeddings, one cosine with the text). Their learned
+scalars exist only when their option is on, so other checkpoints keep their parameters.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import copy
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from common.errors import UserError
@@ -33,23 +42,60 @@ from models.attention import multi_head_attention
 LAYOUT = 2  # parameter layout of TemporalModel, stored with every checkpoint
 
 
-class AttentionSublayer(nn.Module):
-    """Attention from ``x`` to ``context`` through a narrower space, residual, post-LayerNorm."""
+def local_window_mask(window: int, length: int, device=None) -> torch.Tensor:
+    """``[length, length]`` bool: segment j attends to the ``window`` positions starting at
+    j - window // 2, each clamped into the sequence (the published mask: at the edges a position
+    repeats)."""
+    rows = torch.arange(length, device=device)[:, None]
+    columns = (rows - window // 2 + torch.arange(window, device=device)).clamp(0, length - 1)
+    return torch.zeros(length, length, dtype=torch.bool, device=device).scatter_(1, columns, True)
 
-    def __init__(self, dim: int, attn_dim: int, num_heads: int, scale: float, context_dim: int | None = None):
+
+class AttentionSublayer(nn.Module):
+    """Attention from ``x`` to ``context`` through a narrower space, residual, post-LayerNorm;
+    with the published options of ``settings`` (distance prior, local window, power norm)."""
+
+    def __init__(self, dim: int, settings: TemporalSettings, context_dim: int | None = None):
         super().__init__()
+        attn_dim, num_heads = settings.attn_dim, settings.num_heads
         if attn_dim % num_heads:
             raise ValueError(f"attn_dim {attn_dim} is not divisible by num_heads {num_heads}")
         self.num_heads = num_heads
-        self.scale = scale
+        self.scale = settings.scale
         self.query = nn.Linear(dim, attn_dim)
         self.key_value = nn.Linear(context_dim or dim, 2 * attn_dim)
         self.out = nn.Linear(attn_dim, dim)
         self.norm = nn.LayerNorm(dim)
+        if settings.distance_prior:
+            self.distance_gamma = nn.Parameter(torch.tensor([settings.distance_gamma]))
+            self.distance_bias = nn.Parameter(torch.tensor([settings.distance_bias]))
+        self.local_window = settings.local_window
+        if self.local_window is not None:
+            self.local_alpha = nn.Parameter(torch.zeros(1))
+        self.power_norm = settings.power_norm
+
+    def _prior(self, length: int, device) -> torch.Tensor | None:
+        if not hasattr(self, "distance_gamma"):
+            return None
+        positions = torch.arange(length, device=device, dtype=torch.float32)
+        distance = (positions[:, None] - positions[None, :]).abs()
+        return torch.exp(-torch.abs(self.distance_gamma * distance ** 2 - self.distance_bias))
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         key, value = self.key_value(context).chunk(2, dim=-1)
-        attended = multi_head_attention(self.query(x), key, value, self.num_heads, scale=self.scale)
+        query = self.query(x)
+        prior = self._prior(x.shape[1], x.device)
+        attended = multi_head_attention(query, key, value, self.num_heads, scale=self.scale, bias=prior)
+        if self.local_window is not None:
+            outside = ~local_window_mask(self.local_window, x.shape[1], x.device)
+            local_bias = torch.zeros(outside.shape, device=x.device) if prior is None else prior
+            local_bias = local_bias.masked_fill(outside, float("-inf"))
+            local = multi_head_attention(query, key, value, self.num_heads, scale=self.scale, bias=local_bias)
+            weight = torch.sigmoid(self.local_alpha)
+            attended = weight * attended + (1 - weight) * local
+        if self.power_norm:
+            attended = torch.sqrt(torch.relu(attended)) - torch.sqrt(torch.relu(-attended))
+            attended = F.normalize(attended, dim=1)  # over time, as published (their dim=1)
         return self.norm(x + self.out(attended))
 
 
@@ -68,7 +114,7 @@ class TemporalBlock(nn.Module):
 
     def __init__(self, dim: int, settings: TemporalSettings, context_dim: int | None = None):
         super().__init__()
-        self.attention = AttentionSublayer(dim, settings.attn_dim, settings.num_heads, settings.scale, context_dim)
+        self.attention = AttentionSublayer(dim, settings, context_dim)
         self.feed_forward = FeedForwardSublayer(dim, settings.ffn_dim, settings.dropout)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
@@ -106,17 +152,24 @@ class TemporalModel(nn.Module):
                 prototypes[dim, context_dim] = block_type(dim, settings, context_dim)
             return copy.deepcopy(prototypes[dim, context_dim])
 
-        def stack(dim: int, context_dim: int) -> nn.ModuleList:
-            return nn.ModuleList(make(dim, context_dim) for _ in range(settings.num_layers))
+        cross_depth = settings.cross_layers or settings.num_layers
+
+        def stack(dim: int, context_dim: int, depth: int) -> nn.ModuleList:
+            return nn.ModuleList(make(dim, context_dim) for _ in range(depth))
 
         audio, vision = widths["audio"], widths["vision"]
+        if settings.fusion == "feature_mean" and audio != vision:
+            raise ValueError(f"fusion feature_mean averages the audio and frame embeddings; their widths differ "
+                             f"({audio} and {vision})")
         cross = settings.kind == "transformer" and settings.attention == "cross"
         self.settings = settings
-        self.audio_layers = stack(audio, vision if cross else audio)
-        self.visual_layers = stack(vision, audio if cross else vision)
+        main_depth = cross_depth if cross else settings.num_layers
+        self.audio_layers = stack(audio, vision if cross else audio, main_depth)
+        self.visual_layers = stack(vision, audio if cross else vision, main_depth)
         self.parallel = settings.kind == "transformer" and settings.attention == "both"
         if self.parallel:
-            self.audio_cross_layers, self.visual_cross_layers = stack(audio, vision), stack(vision, audio)
+            self.audio_cross_layers = stack(audio, vision, cross_depth)
+            self.visual_cross_layers = stack(vision, audio, cross_depth)
             if settings.both_combine == "learned":
                 self.audio_alpha = nn.Parameter(torch.zeros(1))
                 self.visual_alpha = nn.Parameter(torch.zeros(1))
@@ -148,6 +201,15 @@ class TemporalModel(nn.Module):
         return weight * own + (1 - weight) * cross
 
     def forward(self, audio: torch.Tensor, vision: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two modalities' new segment embeddings; with ``feature_mean`` fusion their mean,
+        twice (what the text is scored against)."""
+        audio, vision = self._layers(audio, vision)
+        if self.settings.fusion == "feature_mean":
+            mean = (audio + vision) * 0.5
+            return mean, mean
+        return audio, vision
+
+    def _layers(self, audio: torch.Tensor, vision: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.settings.kind == "transformer" and self.settings.attention == "cross":
             return self._cross(self.audio_layers, self.visual_layers, audio, vision)
         own_audio, own_vision = self._self(self.audio_layers, audio), self._self(self.visual_layers, vision)
@@ -166,6 +228,8 @@ def fused_scores(sim_audio: torch.Tensor, sim_visual: torch.Tensor, fusion: Fusi
     the published 0/0)."""
     if fusion == "geometric":
         score = torch.sqrt(torch.relu(sim_audio * sim_visual))
+    elif fusion == "feature_mean":  # the model scored the mean embedding against the frames' text
+        score = sim_visual
     else:
         score = (sim_audio + sim_visual) / 2
     if not normalise:
@@ -177,7 +241,8 @@ def fused_scores(sim_audio: torch.Tensor, sim_visual: torch.Tensor, fusion: Fusi
 
 def training_scores(sim_audio: torch.Tensor, sim_visual: torch.Tensor, settings: TemporalSettings) -> torch.Tensor:
     """The logits of the training loss: fused scores, min-max normalised except for arithmetic
-    fusion, which the published code trains on the plain mean of the cosines."""
+    fusion, which the published code trains on the plain mean of the cosines, and feature_mean,
+    trained on the plain cosine of the mean embedding."""
     normalise = settings.fusion == "geometric" or settings.arithmetic_minmax
     return fused_scores(sim_audio, sim_visual, settings.fusion, normalise=normalise)
 

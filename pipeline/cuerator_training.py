@@ -121,7 +121,7 @@ class CueRatorRun:
     def evaluate_rule(self, params, split: str = "test") -> Evaluation:
         data = self.data[split]
         return score(data.videos, decode_rule(data.sim_audio, data.sim_visual, params), "cuerator_rule",
-                     data.excluded)
+                     data.excluded, f1_batch=self.config.eval.f1_batch)
 
     # --- the policy ---------------------------------------------------------------------------
 
@@ -147,7 +147,7 @@ class CueRatorRun:
     def evaluate_policy(self, policy, split: str) -> Evaluation:
         data = self.data[split]
         decoded = decode_rule(data.sim_audio, data.sim_visual, self.video_params(policy, data))
-        return score(data.videos, decoded, "cuerator_policy", data.excluded)
+        return score(data.videos, decoded, "cuerator_policy", data.excluded, f1_batch=self.config.eval.f1_batch)
 
     def _train_epoch(self, policy, optimizer, epoch: int) -> tuple[float, float]:
         """One pass of REINFORCE over the training split, in a seeded order; the mean loss and

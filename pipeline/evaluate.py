@@ -53,15 +53,16 @@ def subset_counts(videos: VideoSet) -> dict[str, int]:
 
 
 def score(videos: VideoSet, decoded: Decoded, strategy: str, excluded: VideoSet,
-          excluded_reason: str = CACHE_EXCLUSION) -> Evaluation:
-    """Per-video scores and the seen / unseen / total summaries of decoded predictions."""
+          excluded_reason: str = CACHE_EXCLUSION, f1_batch: int | None = None) -> Evaluation:
+    """Per-video scores and the seen / unseen / total summaries of decoded predictions
+    (``f1_batch``: F1 aggregated per batch of videos, as the published script; ``eval.f1_batch``)."""
     gt_labels = videos.segment_classes
     scores = metrics.score_videos(decoded.pred_matrix, metrics.labels_to_matrix(gt_labels, len(videos.vocabulary)),
                                   decoded.segment_labels, gt_labels)
     masks = _subset_masks(videos)
     return Evaluation(
         split=videos.split, strategy=strategy, videos=videos, decoded=decoded, scores=scores,
-        summaries={s: scores.summary(masks[s]) if masks[s].any() else None for s in SUBSETS},
+        summaries={s: scores.summary(masks[s], f1_batch) if masks[s].any() else None for s in SUBSETS},
         counts={s: int(masks[s].sum()) for s in SUBSETS},
         excluded=subset_counts(excluded),
         excluded_reason=excluded_reason.format(split=videos.split),
@@ -113,4 +114,4 @@ def evaluate_strategy(config: Config, index: AnnotationIndex | None = None, deco
     block = config.eval.block_videos
     sim_a, sim_v = segment_similarities(features, rows, *texts, block, transform=decoder.transform)
     decoded = decoder.decode(sim_a, sim_v, **decoder.video_options(features, rows, device, block))
-    return score(kept, decoded, decoder.strategy.name, excluded)
+    return score(kept, decoded, decoder.strategy.name, excluded, f1_batch=config.eval.f1_batch)

@@ -25,6 +25,7 @@ from common.schema import Config
 from data.annotations import AnnotationIndex, VideoSet, Vocabulary
 from data.audio_draws import AudioDraws
 from data.feature_cache import FeatureCache, SplitFeatures
+from models import strategies
 from models.decoders import decode_fine_tuning
 from models.families import family
 from models.segment_encoder import resolve_device
@@ -133,12 +134,17 @@ def train_one_epoch(model, optimizer, batches, texts: tuple[torch.Tensor, torch.
 
 
 def evaluate_model(model, data: SplitData, texts: tuple[torch.Tensor, torch.Tensor], settings: TemporalSettings,
-                   block_videos: int) -> Evaluation:
-    """Decode ``v1`` from the model's segment embeddings against all class names."""
+                   block_videos: int, strategy: str = "v1", f1_batch: int | None = None) -> Evaluation:
+    """Decode the model's segment embeddings against all class names: ``v1`` scoring, or a
+    training-free rule on them (``train.test_strategy``, as the published evaluation can)."""
     model.eval()
     sim_a, sim_v = segment_similarities(data.features, data.rows, *texts, block_videos, transform=model)
-    decoded = decode_fine_tuning(sim_a, sim_v, settings.fusion)
-    return score(data.videos, decoded, "v1", data.excluded)
+    if strategy == "v1":
+        decoded = decode_fine_tuning(sim_a, sim_v, settings.fusion)
+    else:
+        decoded = strategies.strategy(strategy, "train.test_strategy", needs="similarities").decoder().decode(
+            sim_a, sim_v)
+    return score(data.videos, decoded, strategy, data.excluded, f1_batch=f1_batch)
 
 
 RUN_MESSAGES = {"what": "the training run",
@@ -191,6 +197,10 @@ class Trainer:
         self.text_seen = class_texts(cache, config, index.seen_vocabulary.names, self.device)
         self.text_all = class_texts(cache, config, index.all_vocabulary.names, self.device)
         self.widths = {"audio": self.text_all[0].shape[1], "vision": self.text_all[1].shape[1]}
+        if config.temporal.fusion == "feature_mean" and self.widths["audio"] != self.widths["vision"]:
+            raise UserError(f"temporal.fusion = feature_mean averages the audio and frame embeddings, but "
+                            f"{family(config.encoder.family).describe(config)} gives widths {self.widths}; use "
+                            "geometric or arithmetic fusion")
 
     def _payload(self, model, epoch: int, metrics: dict) -> dict:
         return {"model": model.state_dict(), "temporal": dataclasses.asdict(self.config.temporal),
@@ -208,6 +218,10 @@ class Trainer:
                 writer.writeheader()
             writer.writerows(records)
 
+    def _evaluate(self, model, data: SplitData) -> Evaluation:
+        return evaluate_model(model, data, self.text_all, self.config.temporal, self.config.eval.block_videos,
+                              self.config.train.test_strategy, self.config.eval.f1_batch)
+
     def fit(self, resume: bool = False) -> TrainingResult:
         cfg = self.config.train
         last = self.checkpoints / "last.pt"
@@ -216,6 +230,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         model = TemporalModel(self.widths, self.config.temporal).to(self.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+        scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.lr_milestones), cfg.lr_gamma)
         done, history, best = 0, [], None
         if resume:
             if not last.exists():
@@ -228,6 +243,11 @@ class Trainer:
                                 "train.epochs may change:\n  " + "\n  ".join(changed))
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
+            if "scheduler" in state:
+                scheduler.load_state_dict(state["scheduler"])
+            else:  # a run from before the scheduler: its epochs ran at the rate the schedule gives them
+                for _ in range(state["epoch"]):
+                    scheduler.step()
             torch.set_rng_state(state["rng_cpu"])
             if self.device.type == "cuda" and "rng_cuda" in state:
                 torch.cuda.set_rng_state(state["rng_cuda"], self.device)
@@ -247,8 +267,8 @@ class Trainer:
             start = time.perf_counter()
             loss = train_one_epoch(model, optimizer, batches.epoch(epoch), self.text_seen, self.config.temporal,
                                    cfg.grad_clip)
-            summaries = evaluate_model(model, self.selection_data, self.text_all, self.config.temporal,
-                                       self.config.eval.block_videos).summaries
+            scheduler.step()  # after the epoch, as published (MultiStepLR: milestones in epochs)
+            summaries = self._evaluate(model, self.selection_data).summaries
             chosen = summaries["total"]
             record = {"epoch": epoch, "train_loss": loss, "audio_draw": batches.draw_of_epoch(epoch),
                       "selection_split": cfg.selection, **chosen,
@@ -263,7 +283,8 @@ class Trainer:
                 best = record
                 _save(self.checkpoints / "best.pt", self._payload(model, epoch, record))
             payload = {**self._payload(model, epoch, record), "optimizer": optimizer.state_dict(),
-                       "rng_cpu": torch.get_rng_state(), "history": history, "best": best}
+                       "scheduler": scheduler.state_dict(), "rng_cpu": torch.get_rng_state(), "history": history,
+                       "best": best}
             if self.device.type == "cuda":
                 payload["rng_cuda"] = torch.cuda.get_rng_state(self.device)
             _save(last, payload)
@@ -275,8 +296,7 @@ class Trainer:
         if best is None:
             raise UserError("train.epochs is 0: nothing was trained")
         best_model = model_from_checkpoint(load_checkpoint(self.checkpoints / "best.pt"), self.device)
-        test = evaluate_model(best_model, self.test_data, self.text_all, self.config.temporal,
-                              self.config.eval.block_videos)
+        test = self._evaluate(best_model, self.test_data)
         selection = {"split": cfg.selection, "metric": "mean of accuracy, segment_f1, event_f1 (total)",
                      "best_epoch": best["epoch"], "metrics": {k: best[k] for k in ("accuracy", "segment_f1",
                                                                                    "event_f1", "average")}}
@@ -329,5 +349,6 @@ def evaluate_checkpoint(config: Config, checkpoint_path, split: str, checkpoint:
                         f"{cache.root} holds {widths}; point cache.dir at the cache it was trained on")
     model = model_from_checkpoint(checkpoint, device, checkpoint_path)
     settings = checkpoint_settings(checkpoint, checkpoint_path)
-    evaluation = evaluate_model(model, data, texts, settings, config.eval.block_videos)
+    evaluation = evaluate_model(model, data, texts, settings, config.eval.block_videos, config.train.test_strategy,
+                                config.eval.f1_batch)
     return CheckpointEvaluation(evaluation, settings, checkpoint["epoch"], {split: subset_counts(data.excluded)})

@@ -410,8 +410,8 @@ def _scripted_selection(monkeypatch, script_by_subset):
     (subset -> per epoch (accuracy, average)); returns the weights seen at each epoch."""
     original, calls, weights = training.evaluate_model, [], []
 
-    def scripted(model, data, texts, settings, block_videos):
-        evaluation = original(model, data, texts, settings, block_videos)
+    def scripted(model, data, texts, settings, block_videos, *decoding):
+        evaluation = original(model, data, texts, settings, block_videos, *decoding)
         if len(calls) < len(next(iter(script_by_subset.values()))):  # the per-epoch selection passes
             weights.append({k: v.clone() for k, v in model.state_dict().items()})
             for subset, script in script_by_subset.items():
