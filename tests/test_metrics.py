@@ -96,3 +96,20 @@ def test_summary_pools_accuracy_and_averages_f1():
 def test_bad_inputs_raise(pred, gt, message):
     with pytest.raises(ValueError, match=message):
         metrics.segment_level_f1(pred, gt)
+
+
+def test_f1_batch_is_the_published_mean_of_per_batch_means():
+    rng = np.random.default_rng(0)
+    seg, eve = rng.random(70), rng.random(70)
+    scores = metrics.VideoScores(seg, eve, rng.integers(0, 11, 70), 10)
+    batched = scores.summary(f1_batch=32)  # batches of 32, 32 and a partial 6
+    assert batched["segment_f1"] == pytest.approx(np.mean([seg[:32].mean(), seg[32:64].mean(), seg[64:].mean()]),
+                                                  abs=1e-15)
+    assert batched["event_f1"] == pytest.approx(np.mean([eve[:32].mean(), eve[32:64].mean(), eve[64:].mean()]),
+                                                abs=1e-15)
+    plain = scores.summary()
+    assert batched["accuracy"] == plain["accuracy"] and batched["segment_f1"] != plain["segment_f1"]
+    assert scores.summary(f1_batch=70) == plain  # one batch: the per-video mean
+    mask = np.arange(70) % 2 == 0  # the batches run over the masked videos, in order
+    assert scores.summary(mask, f1_batch=16)["segment_f1"] == pytest.approx(
+        np.mean([seg[mask][:16].mean(), seg[mask][16:32].mean(), seg[mask][32:].mean()]), abs=1e-15)

@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import errno
 import json
 import shutil
@@ -17,7 +18,8 @@ from data.annotations import AnnotationIndex
 from data.loading import media_paths
 from data.synthetic import SyntheticSpec, make_synthetic_benchmark
 from models.similarity import cosine
-from models.temporal import TemporalModel, TemporalSettings, fused_scores, training_scores
+from models.temporal import (TemporalModel, TemporalSettings, checkpoint_settings, fused_scores, load_checkpoint,
+                             model_from_checkpoint, training_scores)
 from pipeline import training
 from pipeline.synthetic_cache import make_synthetic_cache
 
@@ -451,3 +453,54 @@ def test_the_published_protocol_takes_each_row_at_its_own_best_epoch(separable, 
                                                                                      "total": 2}
     assert {s: results["metrics"][s]["average"] for s in ("seen", "unseen", "total")} == {"seen": 0.6, "unseen": 0.7,
                                                                                           "total": 0.5}
+
+
+def test_the_published_options_train_and_are_recorded_in_the_checkpoint(separable, tmp_path):
+    options = ["temporal.distance_prior=true", "temporal.local_window=3", "temporal.power_norm=true",
+               "temporal.attention=both", "temporal.cross_layers=2", "train.test_strategy=v01", "eval.f1_batch=7"]
+    folder, results = _run(separable, tmp_path, "train.epochs=2", *options)
+    assert results["strategy"] == "v01" and all(np.isfinite(h["train_loss"]) for h in results["history"])
+    best = torch.load(folder / "checkpoints" / "best.pt", weights_only=True)
+    assert best["temporal"]["local_window"] == 3 and best["temporal"]["cross_layers"] == 2
+    assert best["temporal"]["distance_prior"] and best["temporal"]["power_norm"]
+    assert "audio_cross_layers.1.attention.local_alpha" in best["model"]
+    with open(folder / "predictions.csv", newline="") as handle:  # per-video F1s, in the test split's order
+        rows = list(csv.DictReader(handle))
+    assert all(len(r["predicted_events"]) == 10 for r in rows)  # decoded by the training-free rule
+    for subset in ("unseen", "total"):  # batches of 7: the last one partial
+        f1s = [float(r["segment_f1"]) for r in rows if subset == "total" or r["subset"] == subset]
+        assert len(f1s) % 7
+        per_batch = np.mean([np.mean(f1s[start:start + 7]) for start in range(0, len(f1s), 7)])
+        assert results["metrics"][subset]["segment_f1"] == pytest.approx(per_batch, abs=1e-12)
+        assert per_batch != pytest.approx(np.mean(f1s), abs=1e-12)
+    train.main([*separable, f"output.root={tmp_path / 'again'}", "--evaluate", str(folder / "checkpoints" / "best.pt"),
+                "train.test_strategy=v01", "eval.f1_batch=7"])
+    [again] = (tmp_path / "again").iterdir()
+    assert json.loads((again / "results.json").read_text())["metrics"] == results["metrics"]
+    _, mean = _run(separable, tmp_path / "feature_mean", "train.epochs=1", "temporal.fusion=feature_mean")
+    assert np.isfinite(mean["history"][0]["train_loss"]) and mean["strategy"] == "v1"
+
+
+def test_the_learning_rate_halves_at_the_milestones_and_resumes_exactly(separable, tmp_path):
+    schedule = ["train.lr=1e-2", "train.lr_milestones=[1,2]", "train.lr_gamma=0.5"]
+    folder, whole = _run(separable, tmp_path / "whole", "train.epochs=3", *schedule)
+    last = torch.load(folder / "checkpoints" / "last.pt", weights_only=True)
+    assert last["optimizer"]["param_groups"][0]["lr"] == pytest.approx(1e-2 * 0.5 ** 2)  # after epochs 1 and 2
+    _run(separable, tmp_path / "cut", "train.epochs=1", *schedule)
+    cut, resumed = _run(separable, tmp_path / "cut", "train.epochs=3", *schedule, "--resume")
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in whole["history"]]
+    flat, _ = _run(separable, tmp_path / "flat", "train.epochs=3", "train.lr=1e-2")
+    lrs = torch.load(flat / "checkpoints" / "last.pt", weights_only=True)["optimizer"]["param_groups"][0]["lr"]
+    assert lrs == pytest.approx(1e-2)  # the published milestones (10, 20, 30) change nothing within 10 epochs
+
+
+def test_a_checkpoint_from_before_the_options_loads_with_their_defaults(default_run, tmp_path):
+    folder, _ = default_run
+    state = torch.load(folder / "checkpoints" / "best.pt", weights_only=True)
+    for key in ("distance_prior", "distance_gamma", "distance_bias", "local_window", "power_norm", "cross_layers"):
+        del state["temporal"][key]
+    torch.save(state, tmp_path / "old.pt")
+    old = load_checkpoint(tmp_path / "old.pt")
+    assert checkpoint_settings(old, "old.pt") == TemporalSettings(**{**dataclasses.asdict(TemporalSettings()),
+                                                                     **old["temporal"]})
+    model_from_checkpoint(old, torch.device("cpu"))  # the same parameters as before the options existed
