@@ -28,10 +28,11 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class EncoderConfig:
-    family: Literal["imagebind", "clip_clap"] = "imagebind"  # a module of models/families/
+    family: Literal["imagebind", "clip_clap", "languagebind"] = "imagebind"  # a module of models/families/
     size: str = "huge"  # a size file of the family (imagebind: models/imagebind_sizes/)
     checkpoint: str = ".checkpoints/imagebind_huge.pth"  # or "random": seeded random weights (demo, tests)
-    audio_checkpoint: Optional[str] = None  # a family's separate audio model (clip_clap: the CLAP folder)
+    audio_checkpoint: Optional[str] = None  # a family's separate audio model (clip_clap: the CLAP folder;
+    # languagebind: the LanguageBind_Audio_FT folder)
     precision: Literal["fp32", "tf32", "bf16", "fp16"] = "fp32"  # fp32: IEEE float32, the published precision
     text_template: str = "{}"  # how a class name becomes text; "{}" = the name as it is
     text_template_audio: Optional[str] = None  # for scoring the audio; null = text_template

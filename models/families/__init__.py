@@ -29,7 +29,7 @@ from types import ModuleType
 
 from common.errors import UserError
 
-FAMILIES = ("imagebind", "clip_clap")
+FAMILIES = ("imagebind", "clip_clap", "languagebind")
 
 
 def family(name: str) -> ModuleType:

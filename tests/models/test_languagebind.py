@@ -3,13 +3,21 @@
 classes, their state dicts, inputs and outputs; the reference preprocessing; CLIP token ids)."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from models import languagebind
+import eval_zero_shot
+import train
+from common import config as config_io
+from common.errors import UserError
+from common.schema import Config
+from conftest import REPO, synthetic_overrides
+from models import families, languagebind
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +99,117 @@ def test_token_ids_are_the_references(golden):
     text = golden["text_inputs"]
     ids, mask = languagebind.tokenize(text["strings"])
     assert torch.equal(ids, text["input_ids"]) and torch.equal(mask, text["attention_mask"])
+
+
+FAMILY = ["encoder.family=languagebind", "encoder.audio_checkpoint=random", "train.audio_draws=0"]
+
+
+def released_folders(golden, root: Path, weights: str = "model.safetensors") -> dict:
+    """The tiny reference towers as the released folders hold them: LanguageBind's composite
+    config.json and one weights file with every tower's keys (text tower included)."""
+    from safetensors.torch import save_file
+
+    text = dict(golden["state_dict_text"])
+    table = golden["text_token_embedding"]
+    text[table["key"]] = torch.zeros(table["num_embeddings"], table["embedding_dim"]).index_copy(
+        0, table["indices"], table["rows"])
+    folders = {}
+    for modality, folder in (("image", "LanguageBind_Image"), ("audio", "LanguageBind_Audio_FT")):
+        path = root / folder
+        path.mkdir(parents=True)
+        (path / "config.json").write_text(golden["config"][f"{modality}_model_config_json"])
+        state = {**golden[f"state_dict_{modality}"], **text}
+        if weights == "model.safetensors":
+            save_file({key: value.contiguous() for key, value in state.items()}, path / weights)
+        else:
+            torch.save(state, path / weights)
+        folders[modality] = path
+    return folders
+
+
+@pytest.mark.parametrize("weights", ["model.safetensors", "pytorch_model.bin"])
+def test_released_folders_load_and_encode_as_the_reference(golden, tmp_path, weights):
+    folders = released_folders(golden, tmp_path, weights)
+    config = config_io.load(Config, REPO / "configs" / "languagebind_training_free.yaml",
+                            [f"encoder.checkpoint={folders['image']}", f"encoder.audio_checkpoint={folders['audio']}",
+                             "device=cpu"])
+    family = families.family("languagebind")
+    assert family.widths(config) == {"audio": 16, "vision": 16} and not family.missing_weights(config)
+    encoder = family.build(config, torch.device("cpu"))
+    inputs = golden["inputs"]
+    audio = torch.stack([golden["audio_preprocessing"][name]["output_ch0"].expand(3, -1, -1)
+                         for name in inputs["audio_names"]])
+    images = torch.stack([golden["image_preprocessing"][name]["output"] for name in inputs["image_names"]])
+    with torch.no_grad():
+        torch.testing.assert_close(encoder.model.encode_audio(audio), golden["outputs"]["audio"]["embeds"], rtol=0,
+                                   atol=5e-5)
+        torch.testing.assert_close(encoder.model.encode_vision(images), golden["outputs"]["image"]["embeds"], rtol=0,
+                                   atol=5e-5)
+    text = golden["text_inputs"]["strings"]
+    torch.testing.assert_close(encoder.class_names(text, "{}", "audio"), golden["outputs"]["text"]["embeds"], rtol=0,
+                               atol=5e-5)  # the image folder's text tower, for both modalities
+    provenance = family.models(config)
+    assert set(provenance) == {"image", "audio"} and provenance["audio"]["file_name"] == weights
+
+
+def _bad_folder(golden, tmp_path, fault: str) -> tuple[str, str]:
+    folders = released_folders(golden, tmp_path)
+    audio = folders["audio"]
+    if fault == "missing":
+        return f"encoder.audio_checkpoint={tmp_path / 'nowhere'}", "no such folder; it is the LanguageBind_Audio_FT"
+    if fault == "no weights":
+        (audio / "model.safetensors").unlink()
+        return f"encoder.audio_checkpoint={audio}", "has no model.safetensors or pytorch_model.bin"
+    config = json.loads((audio / "config.json").read_text())
+    if fault == "other model type":
+        config["model_type"] = "LanguageBindVideo"
+        message = "is a 'LanguageBindVideo' config; encoder.audio_checkpoint needs the LanguageBind_Audio_FT folder"
+    elif fault == "lora":
+        config["vision_config"]["lora_r"] = 16
+        message = "is a LoRA checkpoint (lora_r = 16, LanguageBind_Audio)"
+    else:
+        config["vision_config"]["hidden_size"] = 48
+        message = "its weights are not the architecture its config.json describes (size mismatch"
+    (audio / "config.json").write_text(json.dumps(config))
+    return f"encoder.audio_checkpoint={audio}", message
+
+
+@pytest.mark.parametrize("fault", ["missing", "no weights", "other model type", "lora", "other architecture"])
+def test_bad_folders_are_one_line_naming_the_folder(golden, tmp_path, fault):
+    override, message = _bad_folder(golden, tmp_path, fault)
+    config = config_io.load(Config, REPO / "configs" / "languagebind_training_free.yaml",
+                            [f"encoder.checkpoint={tmp_path / 'LanguageBind_Image'}", override, "device=cpu"])
+    with pytest.raises(UserError, match=re.escape(message)) as error:
+        families.family("languagebind").build(config, torch.device("cpu"))
+    assert "\n" not in str(error.value) and str(Path(override.split("=", 1)[1])) in str(error.value)
+
+
+def test_each_second_of_audio_is_one_transformed_segment(tmp_path):
+    import soundfile
+
+    rng = np.random.default_rng(0)
+    samples = (0.1 * rng.standard_normal((44100 * 10, 2))).astype(np.float32)
+    soundfile.write(tmp_path / "clip.wav", samples, 44100)
+    from data.preprocess import read_waveform
+    from models.families import languagebind as family
+
+    segments = family.decode_audio(tmp_path / "clip.wav")
+    assert segments.shape == (10, 3, 112, 1036)
+    waveform, rate = read_waveform(tmp_path / "clip.wav")  # both channels, at the file's own rate
+    torch.testing.assert_close(segments[2], languagebind.audio_transform(waveform[:, 2 * rate:3 * rate], rate),
+                               rtol=0, atol=0)
+
+
+def test_both_baselines_and_cuerator_run_on_languagebind(synthetic_bench, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    base = synthetic_overrides(synthetic_bench, tmp_path / "cache", f"output.root={runs}", *FAMILY)
+    eval_zero_shot.main(base)
+    results = json.loads((runs / "v0_training_free_v01_test" / "results.json").read_text())
+    provenance = results["cache"]["provenance"]
+    assert results["encoder"] == "LanguageBind (tiny, fp32)" and provenance["encoder"]["family"] == "languagebind"
+    assert set(provenance["models"]) == {"image", "audio"} and provenance["preprocessing"]["audio"]["frames"] == 1036
+    train.main(base + ["train.epochs=1", "temporal.attn_dim=8", "temporal.ffn_dim=16", "train.tensorboard=false"])
+    assert len(json.loads((runs / "v1_fine_tuning" / "results.json").read_text())["history"]) == 1
+    with pytest.raises(UserError, match="the languagebind family has none. Set train.audio_draws: 0"):
+        train.main([*base[:-1], "train.audio_draws=2", "output.name=draws"])
+    assert "| LanguageBind (tiny, fp32)" in capsys.readouterr().out
