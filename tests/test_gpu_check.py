@@ -12,11 +12,13 @@ def test_the_gpu_check_runs_through_on_the_cpu(tmp_path):
     """The prepared GPU check, run on the CPU with the tiny encoder: every step works end to end
     (on a GPU the same script measures the real thing)."""
     result = subprocess.run([sys.executable, str(REPO / "tools" / "gpu_check.py"), "--output", str(tmp_path),
-                             "--device", "cpu", "--size", "tiny", "--batch", "2", "--extract-size", "tiny"],
+                             "--device", "cpu", "--size", "tiny", "--batch", "2", "--extract-size", "tiny",
+                             "--families-tiny"],
                             cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = (tmp_path / "summary.md").read_text()
     assert "| fp32 |" in summary and "| tf32 |" in summary and "| bf16 |" in summary
+    assert "LanguageBind (tiny, fp32)" in summary and "GFLOP per segment" in summary
     difference = float(summary.split("largest difference between the caches: ")[1].split()[0])
     assert difference < 1e-5
     assert "all checks passed" in summary

@@ -1,10 +1,11 @@
 """The prepared check for a GPU machine, in one command and a few minutes: the encoder benchmark
-at the real size in fp32, tf32 and bf16 (rates and fraction of the GPU's peak), a synthetic
-extraction by two torchrun processes sharing this one GPU compared with one process, and the
-test suite's GPU-marked tests; then a summary to quote.
+at the real size in fp32, tf32 and bf16 (rates and fraction of the GPU's peak), the backbone
+families' encoding rates and FLOPs (tools/bench_families.py), a synthetic extraction by two
+torchrun processes sharing this one GPU compared with one process, and the test suite's
+GPU-marked tests; then a summary to quote.
 
     make gpu-check                                   # = python tools/gpu_check.py
-    python tools/gpu_check.py --device cpu --size tiny --batch 2   # a dry run without a GPU
+    python tools/gpu_check.py --device cpu --size tiny --batch 2 --extract-size tiny --families-tiny  # a dry run
 
 Everything goes to --output (default runs/gpu_check): summary.md, encoders.json, the logs.
 """
@@ -74,6 +75,8 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=32, help="videos per benchmark batch (x 10 segments)")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "tf32", "bf16"])
     parser.add_argument("--extract-size", default="small", help="encoder size of the 1-vs-2-process extraction")
+    parser.add_argument("--families-tiny", action="store_true",
+                        help="the families benchmark at each family's tiny size (a dry run)")
     args = parser.parse_args(argv)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -92,6 +95,15 @@ def main(argv=None) -> None:
                          f"{f['segments_per_s'] / 10:.2f} | {f['tflops']:.1f} | {peak} |")
     else:
         failures.append(f"encoder benchmark failed (exit {status}); see {out / 'encoders.log'}")
+
+    status, _ = _run([sys.executable, str(REPO / "tools" / "bench_families.py"), "--device", args.device]
+                     + (["--tiny"] if args.families_tiny else []), out / "families.log", 600)
+    lines += ["", "## Backbone families (random weights): segments per second and FLOPs", ""]
+    if status == 0:
+        lines += ["    " + line for line in (out / "families.log").read_text().splitlines()
+                  if "segments/s" in line or "encoding rate" in line or line.startswith("device")]
+    else:
+        failures.append(f"families benchmark failed (exit {status}); see {out / 'families.log'}")
 
     bench = make_synthetic_benchmark(out / "synthetic", SyntheticSpec(train_per_class=4, test_per_class=2))
     single, shared = out / "cache_one_process", out / "cache_two_processes"

@@ -13,6 +13,7 @@ from PIL import Image
 
 import eval_zero_shot
 import train
+import train_cuerator
 from common import config as config_io
 from common.errors import UserError
 from common.schema import Config
@@ -212,4 +213,19 @@ def test_both_baselines_and_cuerator_run_on_languagebind(synthetic_bench, tmp_pa
     assert len(json.loads((runs / "v1_fine_tuning" / "results.json").read_text())["history"]) == 1
     with pytest.raises(UserError, match="the languagebind family has none. Set train.audio_draws: 0"):
         train.main([*base[:-1], "train.audio_draws=2", "output.name=draws"])
+    train_cuerator.main([*base, "--fit-rule", "cuerator.oracle_candidates=16", "cuerator.tensorboard=false"])
+    rule = json.loads((runs / "cuerator_policy" / "rule.json").read_text())
+    assert rule["encoder"]["family"] == "languagebind"
     assert "| LanguageBind (tiny, fp32)" in capsys.readouterr().out
+
+
+def test_the_localizer_runs_on_languagebind(tmp_path):
+    from pipeline.localize import Localizer
+    from stand_in import SCRIPT, write_scene
+
+    write_scene(tmp_path / "clip.mp4", SCRIPT[:12])  # 12 s: a 10 s window and a 2 s one
+    config = config_io.load(Config, REPO / "configs" / "localize.yaml", [*FAMILY, "encoder.size=tiny",
+                            "encoder.checkpoint=random", f"cache.dir={tmp_path / 'cache'}", "extract.num_workers=0",
+                            "device=cpu"])
+    [result] = Localizer(config).localize([tmp_path / "clip.mp4"], ["dog barking", "car horn"])
+    assert result.status == "ok" and len(result.labels) == 12 and result.audio_probability.shape == (12, 3)
