@@ -124,7 +124,8 @@ def main(argv=None) -> None:
     else:
         failures.append(f"extraction failed (one process: exit {one}, two: exit {two}); see the logs in {out}")
 
-    done = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", "-n", "0", "-p", "no:cacheprovider",
+    done = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", "-n", "0", "-p",
+                           "no:cacheprovider",
                            "tests/test_gpu.py"],
                           cwd=REPO, capture_output=True, text=True, timeout=240)
     (out / "gpu_tests.log").write_text(done.stdout + done.stderr)
