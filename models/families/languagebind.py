@@ -30,6 +30,9 @@ from models import languagebind as towers
 from models.checkpoint import CheckpointError
 from models.segment_encoder import PRECISIONS, SegmentEncoder
 
+audio_transform = towers.audio_transform  # (waveform [channels, samples], rate) -> [3, 112, 1036]
+image_transform = towers.image_transform  # PIL picture -> [3, 224, 224]
+
 SHARED_TEXT = True  # one text tower scores both modalities
 AUDIO_DRAWS = False  # no stochastic depth in the audio tower at inference
 SIZES_DIR = Path(__file__).resolve().parent / "languagebind_sizes"
