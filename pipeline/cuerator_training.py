@@ -9,7 +9,6 @@ read, so an epoch is seconds; ``resume`` continues an interrupted run exactly.
 
 from __future__ import annotations
 
-import csv
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from tqdm import tqdm
 
 from common.config import differences, to_dict
 from common.errors import UserError
-from common.files import atomic_write, atomic_write_json, writing
+from common.files import atomic_write_json, writing
 from common.schema import Config
 from data.annotations import AnnotationIndex
 from models import cuerator
@@ -29,11 +28,10 @@ from models.similarity import segment_similarities
 from models.strategies.cuerator import decode_rule
 from pipeline.evaluate import Evaluation, cached_videos, class_texts, score, subset_counts
 from pipeline.extraction import ensure_features
+from pipeline.run_state import RUN_MESSAGES, save_checkpoint, write_history
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_reward", "selection_split", "frame_accuracy", "accuracy",
                    "segment_f1", "event_f1", "average", "seconds")
-RUN_MESSAGES = {"what": "the CueRator run",
-                "way_out": "set output.root to another disk; --resume continues from the last saved epoch"}
 
 
 @dataclass
@@ -215,20 +213,6 @@ class CueRatorRun:
                 payload["toolkit"]["rng_cuda"] = torch.cuda.get_rng_state(self.device)
         return payload
 
-    def _save(self, path: Path, payload: dict) -> None:
-        with writing(path, **RUN_MESSAGES):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, lambda handle: torch.save(payload, handle), **RUN_MESSAGES)
-
-    def _write_history(self, records: list, mode: str) -> None:
-        path = self.folder / "history.csv"
-        new = mode == "w" or not path.exists()
-        with open(path, mode, newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerows(records)
-
     def _resume(self, policy, optimizer, last: Path) -> tuple[int, list, dict]:
         if not last.exists():
             raise UserError(f"--resume: there is no policy training to continue in {self.folder} ({last} not found)")
@@ -262,7 +246,7 @@ class CueRatorRun:
         elif last.exists():
             raise UserError(f"{self.folder} already holds a policy training: add --resume to continue it, or set "
                             "output.name to start a new one")
-        self._write_history(history, "w")
+        write_history(self.folder, history, "w", HISTORY_COLUMNS)
         tensorboard = None
         if cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # slow import, only when asked for
@@ -279,7 +263,7 @@ class CueRatorRun:
                       "frame_accuracy": accuracy, **evaluation.summaries["total"],
                       "seconds": round(time.perf_counter() - start, 3)}
             history.append(record)
-            self._write_history([record], "a")
+            write_history(self.folder, [record], "a", HISTORY_COLUMNS)
             if tensorboard:
                 tensorboard.add_scalar("train/loss", loss, epoch)
                 tensorboard.add_scalar("train/reward", reward, epoch)
@@ -287,9 +271,9 @@ class CueRatorRun:
                     tensorboard.add_scalar(f"{cfg.selection}/{key}", record[key], epoch)
             if best is None or accuracy > best["frame_accuracy"]:
                 best = record
-                self._save(self.checkpoints / "best.ckpt",
+                save_checkpoint(self.checkpoints / "best.ckpt",
                            self._payload(policy, optimizer, epoch, best, history, last=False))
-            self._save(last, self._payload(policy, optimizer, epoch, best, history, last=True))
+            save_checkpoint(last, self._payload(policy, optimizer, epoch, best, history, last=True))
             tqdm.write(f"epoch {epoch}/{cfg.epochs}: loss {loss:.4f} reward {reward:.4f} | {cfg.selection} frame "
                        f"accuracy {100 * accuracy:.2f} Avg {100 * record['average']:.1f} | {record['seconds']:.1f} s")
         if tensorboard:

@@ -8,7 +8,6 @@ machine, and ``resume`` continues an interrupted run exactly (weights, optimiser
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ import torch.nn.functional as F
 
 from common.config import differences, to_dict
 from common.errors import UserError
-from common.files import atomic_write, writing
+from common.files import writing
 from common.schema import Config
 from data.annotations import AnnotationIndex, VideoSet, Vocabulary
 from data.audio_draws import AudioDraws
@@ -34,6 +33,7 @@ from models.temporal import (LAYOUT, TemporalModel, TemporalSettings, check_fits
                              load_checkpoint, model_from_checkpoint, training_scores)
 from pipeline.evaluate import Evaluation, cached_videos, class_texts, score, subset_counts
 from pipeline.extraction import ensure_features
+from pipeline.run_state import RUN_MESSAGES, save_checkpoint, write_history
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "audio_draw", "selection_split", "accuracy", "segment_f1", "event_f1",
                    "average", "seconds")
@@ -147,16 +147,6 @@ def evaluate_model(model, data: SplitData, texts: tuple[torch.Tensor, torch.Tens
     return score(data.videos, decoded, strategy, data.excluded, f1_batch=f1_batch)
 
 
-RUN_MESSAGES = {"what": "the training run",
-                "way_out": "set output.root to another disk; --resume continues from the last saved epoch"}
-
-
-def _save(path: Path, payload: dict) -> None:
-    with writing(path, **RUN_MESSAGES):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda handle: torch.save(payload, handle), **RUN_MESSAGES)
-
-
 def per_subset_selection(history: list) -> dict:
     """For each subset, the epoch whose average on that subset is the highest (the first in a
     tie) and its metrics: the published protocol's per-row selection on test."""
@@ -207,17 +197,6 @@ class Trainer:
                 "layout": LAYOUT, "widths": self.widths, "config": to_dict(self.config), "epoch": epoch,
                 "metrics": metrics}
 
-    def _write_history(self, records: list, mode: str) -> None:
-        """``mode`` "w": history.csv from scratch (a resume rewrites it from the checkpoint, so
-        an epoch cut short after its row was written is not listed twice); "a": append."""
-        path = self.folder / "history.csv"
-        new = mode == "w" or not path.exists()
-        with open(path, mode, newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerows(records)
-
     def _evaluate(self, model, data: SplitData) -> Evaluation:
         return evaluate_model(model, data, self.text_all, self.config.temporal, self.config.eval.block_videos,
                               self.config.train.test_strategy, self.config.eval.f1_batch)
@@ -256,7 +235,7 @@ class Trainer:
         elif last.exists():
             raise UserError(f"{self.folder} already holds a training run: add --resume to continue it, or "
                             "set output.name to start a new one")
-        self._write_history(history, "w")
+        write_history(self.folder, history, "w", HISTORY_COLUMNS)
         tensorboard = None
         if cfg.tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # slow import, only when asked for
@@ -274,20 +253,20 @@ class Trainer:
                       "selection_split": cfg.selection, **chosen,
                       "seconds": round(time.perf_counter() - start, 3), "by_subset": summaries}
             history.append(record)
-            self._write_history([record], "a")
+            write_history(self.folder, [record], "a", HISTORY_COLUMNS)
             if tensorboard:
                 tensorboard.add_scalar("train/loss", loss, epoch)
                 for key in ("accuracy", "segment_f1", "event_f1", "average"):
                     tensorboard.add_scalar(f"{cfg.selection}/{key}", chosen[key], epoch)
             if best is None or chosen["average"] > best["average"]:
                 best = record
-                _save(self.checkpoints / "best.pt", self._payload(model, epoch, record))
+                save_checkpoint(self.checkpoints / "best.pt", self._payload(model, epoch, record))
             payload = {**self._payload(model, epoch, record), "optimizer": optimizer.state_dict(),
                        "scheduler": scheduler.state_dict(), "rng_cpu": torch.get_rng_state(), "history": history,
                        "best": best}
             if self.device.type == "cuda":
                 payload["rng_cuda"] = torch.cuda.get_rng_state(self.device)
-            _save(last, payload)
+            save_checkpoint(last, payload)
             print(f"epoch {epoch}/{cfg.epochs}: loss {loss:.4f} | {cfg.selection} Acc {100 * chosen['accuracy']:.1f} "
                   f"Seg-F1 {100 * chosen['segment_f1']:.1f} Eve-F1 {100 * chosen['event_f1']:.1f} "
                   f"Avg {100 * chosen['average']:.1f} | {record['seconds']:.1f} s")

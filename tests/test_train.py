@@ -229,7 +229,7 @@ def test_full_run_outputs_and_determinism(separable, default_run, tmp_path):
 def test_resume_equals_uninterrupted(separable, default_run, tmp_path, monkeypatch):
     whole_run, uninterrupted = default_run
     saves = {"last": 0}
-    original = training._save
+    original = training.save_checkpoint
 
     def interrupted(path, payload):
         if path.name == "last.pt":
@@ -238,7 +238,7 @@ def test_resume_equals_uninterrupted(separable, default_run, tmp_path, monkeypat
                 raise KeyboardInterrupt
         return original(path, payload)
 
-    monkeypatch.setattr(training, "_save", interrupted)
+    monkeypatch.setattr(training, "save_checkpoint", interrupted)
     with pytest.raises(KeyboardInterrupt):
         _run(separable, tmp_path / "cut")
     monkeypatch.undo()
