@@ -43,6 +43,7 @@ T_REAL = "tests/test_localize_real_world.py"
 T_SEGMENTS = "tests/data/test_video_segments.py"
 T_CUERATOR = "tests/models/test_cuerator.py"
 T_CUERATOR_RUNS = "tests/test_cuerator_runs.py"
+T_LANGUAGEBIND = "tests/models/test_languagebind.py"
 
 MUTANTS = (
     # model selection
@@ -166,6 +167,20 @@ MUTANTS = (
            (f"{T_TRAIN}::test_the_published_options_train_and_are_recorded_in_the_checkpoint",)),
     Mutant("test-strategy-ignored", "pipeline/training.py", 'if strategy == "v1":', "if True:",
            (f"{T_TRAIN}::test_the_published_options_train_and_are_recorded_in_the_checkpoint",)),
+    # LanguageBind
+    Mutant("languagebind-resize-without-antialias", "models/languagebind.py",
+           "interpolation=TF.InterpolationMode.BICUBIC, antialias=True)",
+           "interpolation=TF.InterpolationMode.BICUBIC, antialias=False)",
+           (f"{T_LANGUAGEBIND}::test_the_image_transform_is_the_references",)),
+    Mutant("languagebind-std-not-doubled", "models/languagebind.py", "(channels - AUDIO_MEAN) / (2 * AUDIO_STD)",
+           "(channels - AUDIO_MEAN) / AUDIO_STD", (f"{T_LANGUAGEBIND}::test_the_audio_transform_is_the_references",)),
+    Mutant("languagebind-short-clips-zero-padded", "models/languagebind.py",
+           "tiled = mel.repeat(math.ceil(FRAMES / len(mel)), 1)[:FRAMES]",
+           "tiled = torch.nn.functional.pad(mel, (0, 0, 0, FRAMES - len(mel)))",
+           (f"{T_LANGUAGEBIND}::test_the_audio_transform_is_the_references",)),
+    Mutant("languagebind-lora-accepted", "models/families/languagebind.py",
+           'if (config.get("vision_config") or {}).get("lora_r", 0):', "if False:",
+           (f"{T_LANGUAGEBIND}::test_bad_folders_are_one_line_naming_the_folder",)),
     # documented defaults
     Mutant("published-lr-changed", "configs/v1_fine_tuning.yaml", "lr: 5.0e-5", "lr: 1.0e-4",
            ("tests/test_readme_defaults.py",)),
