@@ -1,5 +1,6 @@
 """CueRator's decoding rule (cvsp-lab/cuerator, MIT; the formula in ../shared/DESIGN.md), vectorised
-over videos in numpy float32.
+over videos in torch float32 (as published; numpy arrays in and out of the public functions), its
+policy, REINFORCE loss and global oracle, and its files: rule files and policy checkpoints.
 
 Per video, from the audio-text and visual-text cosine similarities ``A``, ``V`` (``[T, C]``, the C
 candidate classes without ``other``) and 10 parameters, every segment and class gets an audio and
