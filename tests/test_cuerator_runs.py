@@ -100,9 +100,12 @@ def test_the_run_reports_the_epoch_best_on_val_and_the_strategies_agree(separabl
     assert rule["rule_params"] == json.loads((folder / "rule.json").read_text())["params"]
 
 
-def test_the_policy_checkpoint_is_in_cuerators_layout(trained):
+def test_the_policy_checkpoint_is_in_cuerators_layout(trained, shared):
     folder, _ = trained
     state = torch.load(folder / "checkpoints" / "best.ckpt", weights_only=True)
+    with np.load(shared / "golden" / "cuerator_reference.npz") as golden:  # the keys their policy class has
+        theirs = {key.split("/", 2)[2] for key in golden.files if key.startswith("policy/state_dict/")}
+    assert set(state["policy_state_dict"]) == theirs
     config = state["config"]
     assert config["encoder"] == "imagebind" and config["video_dim"] == config["audio_dim"] == 24
     assert config["input_dim"] == 48 and config["action_dim"] == 10 and config["fixed_action_std"] == 0.3
