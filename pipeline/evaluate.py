@@ -82,6 +82,21 @@ def class_texts(cache: FeatureCache, config: Config, names, device) -> tuple[tor
                  for m in ("audio", "vision"))
 
 
+def decoder_similarities(decoder: Decoder, features, rows, texts, block_videos: int) -> tuple:
+    """The similarities ``decoder`` decodes and its per-video options, in one pass over the
+    cached embeddings (a policy reads each block as the similarities are computed from it)."""
+    options = []
+
+    def transform(audio, vision):
+        if decoder.per_video is not None:
+            options.append(decoder.per_video(audio, vision))
+        return decoder.transform(audio, vision) if decoder.transform is not None else (audio, vision)
+
+    sim_a, sim_v = segment_similarities(features, rows, *texts, block_videos, transform=transform)
+    per_video = {key: np.concatenate([part[key] for part in options]) for key in options[0]} if options else {}
+    return sim_a, sim_v, per_video
+
+
 def configured_decoder(config: Config, device) -> Decoder:
     """``eval.strategy``, with ``eval.checkpoint`` for a checkpoint strategy, checked (the
     checkpoint against the configured encoder too) before any work."""
@@ -111,7 +126,6 @@ def evaluate_strategy(config: Config, index: AnnotationIndex | None = None, deco
     videos = index.videos(config.eval.split, vocabulary=index.all_vocabulary)
     features, rows, kept, excluded = cached_videos(cache, videos)
     texts = class_texts(cache, config, index.all_vocabulary.names, device)
-    block = config.eval.block_videos
-    sim_a, sim_v = segment_similarities(features, rows, *texts, block, transform=decoder.transform)
-    decoded = decoder.decode(sim_a, sim_v, **decoder.video_options(features, rows, device, block))
+    sim_a, sim_v, per_video = decoder_similarities(decoder, features, rows, texts, config.eval.block_videos)
+    decoded = decoder.decode(sim_a, sim_v, **per_video)
     return score(kept, decoded, decoder.strategy.name, excluded, f1_batch=config.eval.f1_batch)

@@ -191,12 +191,10 @@ class Localizer:
                                        needs="similarities").decoder(config=self.config)
         key = (strategy, str(checkpoint))
         if key not in self._decodings:
-            chosen = (strategies.strategy(strategy, "--strategy", needs="checkpoint") if strategy
-                      else strategies.for_checkpoint(checkpoint))
-            decoder = chosen.decoder(str(checkpoint), self.device)
+            decoder = strategies.checkpoint_decoder(str(checkpoint), self.device, strategy, "--strategy")
             check_fits(checkpoint, decoder.encoder, decoder.widths, self.config, self.backbone, UsageError)
-            self._decodings[key] = dataclasses.replace(decoder, options={**decoder.options,
-                                                                         **chosen.localizer_options})
+            self._decodings[key] = dataclasses.replace(
+                decoder, options={**decoder.options, **decoder.strategy.localizer_options})
         return self._decodings[key]
 
     def encoder(self):

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal
 
-import numpy as np
 import torch
 
 from common.errors import UserError
@@ -57,11 +56,7 @@ class Strategy:
             if checkpoint is None:
                 raise UnknownStrategy(f"strategy {self.name} decodes with a trained model: give it a checkpoint "
                                       "(localize.py --checkpoint, eval_zero_shot.py --checkpoint)")
-            state = read_checkpoint(checkpoint)
-            if not self.recognizes(state):
-                raise UnknownStrategy(f"{checkpoint} is not a checkpoint of strategy {self.name}; "
-                                      + checkpoint_kinds())
-            return self.load(checkpoint, state, device)
+            return checkpoint_decoder(checkpoint, device, self.name)
         if checkpoint is not None:
             raise UnknownStrategy(f"strategy {self.name} decodes the frozen embeddings and takes no checkpoint; "
                                   f"a checkpoint is decoded by {', '.join(names('checkpoint'))}")
@@ -98,19 +93,6 @@ class Decoder:
         for those N videos."""
         return self.strategy.rule(sim_audio, sim_visual, **self.options, **per_video)
 
-    def video_options(self, features, rows, device, block_videos: int = 2048) -> dict:
-        """``per_video`` over cached features (``features.gather(rows)``), in blocks of videos."""
-        if self.per_video is None:
-            return {}
-        parts = []
-        with torch.inference_mode():
-            for start in range(0, len(rows), block_videos):
-                audio, vision = features.gather(rows[start:start + block_videos])
-                parts.append(self.per_video(torch.from_numpy(audio).to(device), torch.from_numpy(vision).to(device)))
-        if not parts:
-            return {}
-        return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-
 
 _registry: dict[str, Strategy] = {}
 
@@ -140,14 +122,31 @@ def checkpoint_kinds() -> str:
     return "a checkpoint is " + "; or ".join(s.reads for s in registry().values() if s.needs == "checkpoint")
 
 
-def for_checkpoint(path) -> Strategy:
-    """The checkpoint strategy that reads the file at ``path`` (a fine-tuning checkpoint, a policy, ...)."""
-    state = read_checkpoint(path)
+def recognised(state, path) -> Strategy:
+    """The checkpoint strategy that reads ``state`` (the file at ``path``, as torch.load read it)."""
     for candidate in registry().values():
         if candidate.needs == "checkpoint" and candidate.recognizes(state):
             return candidate
     raise UserError(f"{path} is not a checkpoint any strategy reads (a bare state dict or another model's file); "
                     + checkpoint_kinds())
+
+
+def for_checkpoint(path) -> Strategy:
+    """The checkpoint strategy that reads the file at ``path`` (a fine-tuning checkpoint, a policy, ...)."""
+    return recognised(read_checkpoint(path), path)
+
+
+def checkpoint_decoder(path, device="cpu", name: str | None = None, key: str = "strategy") -> Decoder:
+    """The decoder of the checkpoint at ``path`` (read once): strategy ``name`` (``key``: how the
+    user gave it), or without a name the strategy that recognises the file."""
+    state = read_checkpoint(path)
+    if name is None:
+        chosen = recognised(state, path)
+    else:
+        chosen = strategy(name, key, needs="checkpoint")
+        if not chosen.recognizes(state):
+            raise UnknownStrategy(f"{path} is not a checkpoint of strategy {chosen.name}; " + checkpoint_kinds())
+    return chosen.load(path, state, device)
 
 
 def names(needs: str | None = None) -> tuple[str, ...]:
