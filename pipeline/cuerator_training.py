@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from common.config import differences, to_dict
+from common.config import to_dict
 from common.errors import UserError
 from common.files import atomic_write_json, writing
 from common.schema import Config
@@ -28,7 +28,8 @@ from models.similarity import segment_similarities
 from models.strategies.cuerator import decode_rule
 from pipeline.evaluate import Evaluation, cached_videos, class_texts, score, subset_counts
 from pipeline.extraction import ensure_features
-from pipeline.run_state import RUN_MESSAGES, save_checkpoint, write_history
+from pipeline.run_state import (RUN_MESSAGES, config_changes, restore_rng, rng_states, save_checkpoint,
+                                tensorboard_writer, write_history)
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_reward", "selection_split", "frame_accuracy", "accuracy",
                    "segment_f1", "event_f1", "average", "seconds")
@@ -208,25 +209,20 @@ class CueRatorRun:
             "toolkit": {"config": to_dict(self.config), "widths": self.widths, "epoch": epoch},
         }
         if last:
-            payload["toolkit"].update(history=history, best=best, rng_cpu=torch.get_rng_state())
-            if self.device.type == "cuda":
-                payload["toolkit"]["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+            payload["toolkit"].update(history=history, best=best, **rng_states(self.device))
         return payload
 
     def _resume(self, policy, optimizer, last: Path) -> tuple[int, list, dict]:
         if not last.exists():
             raise UserError(f"--resume: there is no policy training to continue in {self.folder} ({last} not found)")
         state = torch.load(last, map_location="cpu", weights_only=True)
-        changed = [line for line in differences(state["toolkit"]["config"], to_dict(self.config))
-                   if not line.startswith(("cuerator.epochs", "output."))]
+        changed = config_changes(state["toolkit"]["config"], self.config, "cuerator.epochs")
         if changed:
             raise UserError(f"--resume: the config differs from the interrupted run's ({last}); only cuerator.epochs "
                             "may change:\n  " + "\n  ".join(changed))
         policy.load_state_dict(state["policy_state_dict"])
         optimizer.load_state_dict(state["optimizer_state_dict"])
-        torch.set_rng_state(state["toolkit"]["rng_cpu"])
-        if self.device.type == "cuda" and "rng_cuda" in state["toolkit"]:
-            torch.cuda.set_rng_state(state["toolkit"]["rng_cuda"], self.device)
+        restore_rng(state["toolkit"], self.device)
         print(f"resuming after epoch {state['epoch']} from {last}")
         return state["epoch"], state["toolkit"]["history"], state["toolkit"]["best"]
 
@@ -247,11 +243,7 @@ class CueRatorRun:
             raise UserError(f"{self.folder} already holds a policy training: add --resume to continue it, or set "
                             "output.name to start a new one")
         write_history(self.folder, history, "w", HISTORY_COLUMNS)
-        tensorboard = None
-        if cfg.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter  # slow import, only when asked for
-
-            tensorboard = SummaryWriter(self.folder / "tensorboard", purge_step=done + 1)
+        tensorboard = tensorboard_writer(self.folder, cfg.tensorboard, done)
         selection = self.data[cfg.selection]
         for epoch in tqdm(range(done + 1, cfg.epochs + 1), initial=done, total=cfg.epochs, unit="epoch",
                           desc="policy", dynamic_ncols=True):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from common.config import differences, to_dict
 from common.files import atomic_write, writing
 
 RUN_MESSAGES = {"what": "the training run",
@@ -30,3 +31,33 @@ def write_history(folder: Path, records: list, mode: str, columns) -> None:
         if new:
             writer.writeheader()
         writer.writerows(records)
+
+
+def rng_states(device: torch.device) -> dict:
+    """``rng_cpu`` (and ``rng_cuda`` on a GPU): what a resumed run restores to draw the same."""
+    states = {"rng_cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["rng_cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+def restore_rng(states: dict, device: torch.device) -> None:
+    torch.set_rng_state(states["rng_cpu"])
+    if device.type == "cuda" and "rng_cuda" in states:
+        torch.cuda.set_rng_state(states["rng_cuda"], device)
+
+
+def config_changes(saved: dict, config, may_change: str) -> list[str]:
+    """How ``config`` differs from a run's ``saved`` one, leaving out ``may_change`` (the epochs
+    key a resume may raise) and the output keys."""
+    return [line for line in differences(saved, to_dict(config)) if not line.startswith((may_change, "output."))]
+
+
+def tensorboard_writer(folder: Path, enabled: bool, done: int):
+    """A TensorBoard writer under ``folder`` (None when not ``enabled``); a resumed run drops the
+    events logged after its last saved epoch."""
+    if not enabled:
+        return None
+    from torch.utils.tensorboard import SummaryWriter  # slow import, only when asked for
+
+    return SummaryWriter(Path(folder) / "tensorboard", purge_step=done + 1)

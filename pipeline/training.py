@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from common.config import differences, to_dict
+from common.config import to_dict
 from common.errors import UserError
 from common.files import writing
 from common.schema import Config
@@ -33,7 +33,8 @@ from models.temporal import (LAYOUT, TemporalModel, TemporalSettings, check_fits
                              load_checkpoint, model_from_checkpoint, training_scores)
 from pipeline.evaluate import Evaluation, cached_videos, class_texts, score, subset_counts
 from pipeline.extraction import ensure_features
-from pipeline.run_state import RUN_MESSAGES, save_checkpoint, write_history
+from pipeline.run_state import (RUN_MESSAGES, config_changes, restore_rng, rng_states, save_checkpoint,
+                                tensorboard_writer, write_history)
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "audio_draw", "selection_split", "accuracy", "segment_f1", "event_f1",
                    "average", "seconds")
@@ -215,8 +216,7 @@ class Trainer:
             if not last.exists():
                 raise UserError(f"--resume: there is no run to continue in {self.folder} ({last} not found)")
             state = load_checkpoint(last)
-            changed = [line for line in differences(state["config"], to_dict(self.config))
-                       if not line.startswith(("train.epochs", "output."))]
+            changed = config_changes(state["config"], self.config, "train.epochs")
             if changed:
                 raise UserError(f"--resume: the config differs from the interrupted run's ({last}); only "
                                 "train.epochs may change:\n  " + "\n  ".join(changed))
@@ -227,20 +227,14 @@ class Trainer:
             else:  # a run from before the scheduler: its epochs ran at the rate the schedule gives them
                 for _ in range(state["epoch"]):
                     scheduler.step()
-            torch.set_rng_state(state["rng_cpu"])
-            if self.device.type == "cuda" and "rng_cuda" in state:
-                torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+            restore_rng(state, self.device)
             done, history, best = state["epoch"], state["history"], state["best"]
             print(f"resuming after epoch {done} from {last}")
         elif last.exists():
             raise UserError(f"{self.folder} already holds a training run: add --resume to continue it, or "
                             "set output.name to start a new one")
         write_history(self.folder, history, "w", HISTORY_COLUMNS)
-        tensorboard = None
-        if cfg.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter  # slow import, only when asked for
-
-            tensorboard = SummaryWriter(self.folder / "tensorboard", purge_step=done + 1)
+        tensorboard = tensorboard_writer(self.folder, cfg.tensorboard, done)
         batches = SegmentBatches(self.train_data, cfg.batch_size, cfg.seed, self.device, draws=self.draws)
         for epoch in range(done + 1, cfg.epochs + 1):
             start = time.perf_counter()
@@ -261,12 +255,9 @@ class Trainer:
             if best is None or chosen["average"] > best["average"]:
                 best = record
                 save_checkpoint(self.checkpoints / "best.pt", self._payload(model, epoch, record))
-            payload = {**self._payload(model, epoch, record), "optimizer": optimizer.state_dict(),
-                       "scheduler": scheduler.state_dict(), "rng_cpu": torch.get_rng_state(), "history": history,
-                       "best": best}
-            if self.device.type == "cuda":
-                payload["rng_cuda"] = torch.cuda.get_rng_state(self.device)
-            save_checkpoint(last, payload)
+            save_checkpoint(last, {**self._payload(model, epoch, record), "optimizer": optimizer.state_dict(),
+                                   "scheduler": scheduler.state_dict(), **rng_states(self.device), "history": history,
+                                   "best": best})
             print(f"epoch {epoch}/{cfg.epochs}: loss {loss:.4f} | {cfg.selection} Acc {100 * chosen['accuracy']:.1f} "
                   f"Seg-F1 {100 * chosen['segment_f1']:.1f} Eve-F1 {100 * chosen['event_f1']:.1f} "
                   f"Avg {100 * chosen['average']:.1f} | {record['seconds']:.1f} s")

@@ -143,7 +143,7 @@ MUTANTS = (
            (f"{T_CUERATOR}::test_the_global_oracle_picks_what_the_published_oracle_picks",
             f"{T_CUERATOR}::test_the_oracle_keeps_the_first_of_equally_good_candidates")),
     Mutant("cuerator-resume-forgets-the-rng", "pipeline/cuerator_training.py",
-           'torch.set_rng_state(state["toolkit"]["rng_cpu"])', "pass",
+           'restore_rng(state["toolkit"], self.device)', "pass",
            (f"{T_CUERATOR_RUNS}::test_resume_continues_the_policy_training_exactly",)),
     Mutant("cuerator-import-trusts-the-order", "pipeline/cuerator_files.py",
            'if not np.array_equal(np.asarray(sims["avc_labels"]) > 0, videos.labels.astype(bool)):', "if False:",
