@@ -25,6 +25,8 @@ A family module provides:
 from __future__ import annotations
 
 import importlib
+import json
+from pathlib import Path
 from types import ModuleType
 
 from common.errors import UserError
@@ -36,3 +38,12 @@ def family(name: str) -> ModuleType:
     if name not in FAMILIES:
         raise UserError(f"encoder.family {name!r} does not exist; known families: {', '.join(FAMILIES)}")
     return importlib.import_module(f"models.families.{name}")
+
+
+def size_file(folder: Path, name: str, size: str) -> dict:
+    """A family's size file ``<folder>/<size>.json``; an unknown size lists the known ones."""
+    path = Path(folder) / f"{size}.json"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in Path(folder).glob("*.json")))
+        raise UserError(f"unknown {name} size {size!r}; known sizes: {known}")
+    return json.loads(path.read_text())

@@ -14,7 +14,6 @@ of the unfused CLAP (``config.json``, the weights, the tokenizer and feature-ext
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from common.errors import UserError
 from data.feature_cache import RANDOM_CHECKPOINT, checkpoint_identity
 from data.preprocess import NUM_SEGMENTS, MediaError, frame_paths, read_waveform
 from models.checkpoint import CheckpointError
+from models.families import size_file
 from models.segment_encoder import PRECISIONS, SegmentEncoder
 
 SHARED_TEXT = False  # one text tower scores both modalities
@@ -37,11 +37,7 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 
 
 def size(config) -> dict:
-    path = SIZES_DIR / f"{config.encoder.size}.json"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in SIZES_DIR.glob("*.json")))
-        raise UserError(f"unknown clip_clap size {config.encoder.size!r}; known sizes: {known}")
-    return json.loads(path.read_text())
+    return size_file(SIZES_DIR, "clip_clap", config.encoder.size)
 
 
 def _clap_config(spec: dict):

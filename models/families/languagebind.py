@@ -28,6 +28,7 @@ from data.feature_cache import RANDOM_CHECKPOINT, checkpoint_identity
 from data.preprocess import NUM_SEGMENTS, MediaError, frame_paths, read_waveform
 from models import languagebind as towers
 from models.checkpoint import CheckpointError
+from models.families import size_file
 from models.segment_encoder import PRECISIONS, SegmentEncoder
 
 audio_transform = towers.audio_transform  # (waveform [channels, samples], rate) -> [3, 112, 1036]
@@ -44,11 +45,7 @@ KEYS = {"image": "encoder.checkpoint", "audio": "encoder.audio_checkpoint"}
 
 
 def size(config) -> dict:
-    path = SIZES_DIR / f"{config.encoder.size}.json"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in SIZES_DIR.glob("*.json")))
-        raise UserError(f"unknown languagebind size {config.encoder.size!r}; known sizes: {known}")
-    return json.loads(path.read_text())
+    return size_file(SIZES_DIR, "languagebind", config.encoder.size)
 
 
 def _folders(config) -> dict:
