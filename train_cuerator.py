@@ -33,10 +33,7 @@ def main(argv=None) -> None:
     encoder = family(config.encoder.family).describe(config)
     with RunWriter.for_training(folder) as writer, writer.log():
         run = CueRatorRun(config, folder, fit_rule_only=args.fit_rule)
-        if args.fit_rule or not args.resume:
-            rule = run.fit_rule()
-        else:
-            rule = None
+        rule = None if args.resume else run.fit_rule()  # a resumed run keeps the rule.json it wrote
         rule_test = run.evaluate_rule(rule["params"]) if rule else None
         if args.fit_rule:
             extra = {"method": "CueRator", "encoder": encoder, "rule": rule, "rule_file": str(folder / "rule.json")}
