@@ -301,10 +301,16 @@ def test_a_killed_encoding_resumes_where_it_stopped(tmp_path, monkeypatch):
     assert not parts.exists() or not any(parts.iterdir())  # the parts became the entry
 
 
+def ctrl_c_as_in_a_terminal():
+    """A suite started in the background (as CI does) ignores SIGINT, and children inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 def test_ctrl_c_ends_with_one_line_and_status_130(tmp_path):
     write_scene(tmp_path / "long.mp4", SCRIPT * 18)  # 36 windows: still encoding when Ctrl-C comes, even on a busy machine
-    process = localize_process(tmp_path, [tmp_path / "long.mp4"], tmp_path / "out", "extract.batch_size=1")
+    process = localize_process(tmp_path, [tmp_path / "long.mp4"], tmp_path / "out", "extract.batch_size=1",
+                               preexec_fn=ctrl_c_as_in_a_terminal)
     parts = tmp_path / "cache" / "videos" / ".parts"
     wait_for(lambda: parts.is_dir() and any(any(p.glob("part_*.npz")) for p in parts.iterdir()))
     process.send_signal(signal.SIGINT)
