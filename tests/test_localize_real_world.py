@@ -308,7 +308,7 @@ def ctrl_c_as_in_a_terminal():
 
 @pytest.mark.slow
 def test_ctrl_c_ends_with_one_line_and_status_130(tmp_path):
-    write_scene(tmp_path / "long.mp4", SCRIPT * 18)  # 36 windows: still encoding when Ctrl-C comes, even on a busy machine
+    write_scene(tmp_path / "long.mp4", SCRIPT * 18)  # 36 windows: still encoding when Ctrl-C comes, even when busy
     process = localize_process(tmp_path, [tmp_path / "long.mp4"], tmp_path / "out", "extract.batch_size=1",
                                preexec_fn=ctrl_c_as_in_a_terminal)
     parts = tmp_path / "cache" / "videos" / ".parts"
