@@ -36,6 +36,19 @@ def test_thresholds_and_decisions_equal_the_published_rule(golden, classes, whic
     assert int(case["bg_id"]) == case["a_sim"].shape[-1]
 
 
+def test_a_split_larger_than_one_block_is_decided_as_each_video_alone(golden):
+    """decide() works in blocks of videos: each video's labels, with its own parameters, are those
+    it gets on its own, across block boundaries."""
+    case = {key.split("/", 1)[1]: value for key, value in golden.items() if key.startswith("rule_c67/")}
+    repeats = -(-(cuerator.DECIDE_BLOCK + 37) // len(case["a_sim"]))
+    a, v = (np.concatenate([case[k]] * repeats) for k in ("a_sim", "v_sim"))
+    params = cuerator.map_params(np.random.default_rng(0).standard_normal((len(a), cuerator.NUM_PARAMS)))
+    labels = cuerator.decide(a, v, params)
+    alone = [cuerator.decide(a[i:i + 1], v[i:i + 1], params[i])[0] for i in range(len(a))]
+    np.testing.assert_array_equal(labels, np.stack(alone))
+    assert len(set(map(bytes, labels))) > 1  # the videos are decided differently: a mix-up would show
+
+
 def _their_truth(category_ids, avc_labels, background):
     return np.where(avc_labels > 0, category_ids[:, None], background).astype(np.int64)
 
