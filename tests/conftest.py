@@ -76,6 +76,25 @@ def synthetic_config(bench, cache_dir, *extra):
     return config.load(Config, REPO / "configs" / "_base_" / "default.yaml", synthetic_overrides(bench, cache_dir, *extra))
 
 
+def separable_cache(root: Path, spec, config_file: str, separation: float, *extra: str) -> tuple[list[str], dict]:
+    """Annotations without media and a synthetic cache of the small encoder's 24-d features in
+    which classes are separable: data a training learns from in seconds. Gives the config
+    overrides (``extra`` last) and the annotation paths."""
+    from common import config
+    from common.schema import Config
+    from data.annotations import AnnotationIndex
+    from data.synthetic import make_synthetic_benchmark
+    from pipeline.synthetic_cache import make_synthetic_cache
+
+    paths = make_synthetic_benchmark(root, spec, write_media=False)
+    overrides = [f"data.meta_csv={paths['meta_csv']}", f"data.label_json={paths['label_json']}",
+                 f"data.media_root={root}", f"cache.dir={root / 'cache'}", "encoder.size=small",
+                 "encoder.checkpoint=random", *extra]
+    loaded = config.load(Config, REPO / "configs" / config_file, overrides)
+    make_synthetic_cache(loaded, AnnotationIndex.load(paths["meta_csv"], paths["label_json"]), separation=separation)
+    return overrides, paths
+
+
 @pytest.fixture
 def stand_in(monkeypatch, tmp_path):
     """The localize config with the stand-in family of tests/stand_in.py (known embeddings)."""

@@ -10,14 +10,15 @@ import torch
 
 import eval_zero_shot
 import train_cuerator
+from common import config as config_io
 from common.errors import UserError
-from conftest import REPO
+from common.schema import Config
+from conftest import REPO, separable_cache
 from data.annotations import AnnotationIndex
 from data.feature_cache import FeatureCache
-from data.synthetic import SyntheticSpec, make_synthetic_benchmark
+from data.synthetic import SyntheticSpec
 from models import cuerator, strategies
 from models.similarity import cosine
-from pipeline.synthetic_cache import make_synthetic_cache
 
 RUN = ["cuerator.oracle_candidates=256", "cuerator.epochs=3", "cuerator.model_dim=16", "cuerator.ffn_dim=32",
        "cuerator.lr=3e-3", "cuerator.tensorboard=false", "device=cpu"]
@@ -26,18 +27,14 @@ RUN = ["cuerator.oracle_candidates=256", "cuerator.epochs=3", "cuerator.model_di
 @pytest.fixture(scope="module")
 def separable(tmp_path_factory):
     """Annotations without media and a cache where classes are separable (24-d features)."""
-    root = tmp_path_factory.mktemp("cuerator")
-    paths = make_synthetic_benchmark(root, SyntheticSpec(train_per_class=30, val_per_class=8, test_per_class=8),
-                                     write_media=False)
-    overrides = [f"data.meta_csv={paths['meta_csv']}", f"data.label_json={paths['label_json']}",
-                 f"data.media_root={root}", f"cache.dir={root / 'cache'}", "encoder.size=small",
-                 "encoder.checkpoint=random", *RUN]
-    from common import config as config_io
-    from common.schema import Config
+    overrides, paths = separable_cache(tmp_path_factory.mktemp("cuerator"),
+                                       SyntheticSpec(train_per_class=30, val_per_class=8, test_per_class=8),
+                                       "cuerator_policy.yaml", 0.4, *RUN)
+    return {"overrides": overrides, "config": _config(overrides), "paths": paths}
 
-    config = config_io.load(Config, REPO / "configs" / "cuerator_policy.yaml", overrides)
-    make_synthetic_cache(config, AnnotationIndex.load(paths["meta_csv"], paths["label_json"]), separation=0.4)
-    return {"overrides": overrides, "config": config, "paths": paths}
+
+def _config(overrides) -> Config:
+    return config_io.load(Config, REPO / "configs" / "cuerator_policy.yaml", overrides)
 
 
 def _train(separable, root, *extra):
@@ -258,11 +255,7 @@ def test_imports_are_checked_against_the_annotations(separable, tmp_path):
     sims = dict(np.load(similarities / "test_sim.npz"))
     names = list(sims.pop("class_names"))
     np.savez(similarities / "test_sim.npz", **sims)  # as their own code writes it: no class names
-    from common import config as config_io
-    from common.schema import Config
-
-    fresh = config_io.load(Config, REPO / "configs" / "cuerator_policy.yaml",
-                           [*separable["overrides"], f"cache.dir={tmp_path / 'c1'}"])
+    fresh = _config([*separable["overrides"], f"cache.dir={tmp_path / 'c1'}"])
     with pytest.raises(UserError, match=r"does not name its classes: give CueRator's category CSV of the test "
                                         r"classes \(--test-categories\)"):
         cuerator_files.import_files(fresh, tmp_path / "theirs", "imagebind")
@@ -271,7 +264,6 @@ def test_imports_are_checked_against_the_annotations(separable, tmp_path):
     assert cache.has_split("test") and not cache.has_split("train")
     reversed_labels = {**sims, "avc_labels": sims["avc_labels"][::-1]}
     np.savez(similarities / "test_sim.npz", **reversed_labels)
-    other = config_io.load(Config, REPO / "configs" / "cuerator_policy.yaml",
-                           [*separable["overrides"], f"cache.dir={tmp_path / 'c2'}"])
+    other = _config([*separable["overrides"], f"cache.dir={tmp_path / 'c2'}"])
     with pytest.raises(UserError, match="avc_labels differ from .*labels of the test videos in the meta CSV's order"):
         cuerator_files.import_files(other, tmp_path / "theirs", "imagebind", {"test": tmp_path / "categories.csv"})

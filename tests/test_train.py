@@ -13,29 +13,24 @@ import train
 from common import config as config_io
 from common.errors import UserError
 from common.schema import Config
-from conftest import REPO, synthetic_overrides
+from conftest import REPO, separable_cache, synthetic_overrides
 from data.annotations import AnnotationIndex
 from data.loading import media_paths
-from data.synthetic import SyntheticSpec, make_synthetic_benchmark
+from data.synthetic import SyntheticSpec
 from models.similarity import cosine
 from models.temporal import (TemporalModel, TemporalSettings, checkpoint_settings, fused_scores, load_checkpoint,
                              model_from_checkpoint, training_scores)
 from pipeline import training
-from pipeline.synthetic_cache import make_synthetic_cache
 
 
 @pytest.fixture(scope="module")
 def separable(tmp_path_factory):
     """Annotations without media and a cache where classes are separable (24-d features)."""
-    root = tmp_path_factory.mktemp("separable")
-    paths = make_synthetic_benchmark(root, SyntheticSpec(train_per_class=40, val_per_class=10, test_per_class=10),
-                                     write_media=False)
-    overrides = [f"data.meta_csv={paths['meta_csv']}", f"data.label_json={paths['label_json']}",
-                 f"data.media_root={root}", f"cache.dir={root / 'cache'}", "encoder.size=small",
-                 "encoder.checkpoint=random", "device=cpu", "temporal.attn_dim=16", "temporal.ffn_dim=32",
-                 "train.lr=1e-2", "train.epochs=6", "train.tensorboard=false", "cache.dtype=float16"]
-    config = _config(overrides)
-    make_synthetic_cache(config, AnnotationIndex.load(paths["meta_csv"], paths["label_json"]), separation=0.3)
+    overrides, _ = separable_cache(tmp_path_factory.mktemp("separable"),
+                                   SyntheticSpec(train_per_class=40, val_per_class=10, test_per_class=10),
+                                   "v1_fine_tuning.yaml", 0.3, "device=cpu", "temporal.attn_dim=16",
+                                   "temporal.ffn_dim=32", "train.lr=1e-2", "train.epochs=6", "train.tensorboard=false",
+                                   "cache.dtype=float16")
     return overrides
 
 

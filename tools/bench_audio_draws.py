@@ -33,7 +33,7 @@ from models.temporal import TemporalModel  # noqa: E402
 from pipeline import training  # noqa: E402
 from pipeline.extraction import extract  # noqa: E402
 from pipeline.synthetic_cache import make_synthetic_cache  # noqa: E402
-from tools.annotation_files import find_annotations  # noqa: E402
+from tools import annotation_files  # noqa: E402
 from tools.bench_encoders import flops_per_segment  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,9 +58,8 @@ def extraction_times(size: str, train_per_class: int, workers: int) -> tuple[flo
 
 def epoch_times(meta_csv, label_json) -> tuple[float, float, int]:
     with tempfile.TemporaryDirectory() as work:
-        config = config_io.load(Config, REPO / "configs" / "v1_fine_tuning.yaml", [
-            f"data.meta_csv={meta_csv}", f"data.label_json={label_json}", f"cache.dir={work}/cache",
-            f"encoder.checkpoint={work}/none.pth", "device=cpu", "train.audio_draws=1"])
+        config = annotation_files.synthetic_cache_config("v1_fine_tuning.yaml", meta_csv, label_json, work,
+                                                         "device=cpu", "train.audio_draws=1")
         index = AnnotationIndex.load(meta_csv, label_json)
         make_synthetic_cache(config, index, splits=("train",))
         cache = FeatureCache(config.cache.dir)
@@ -82,16 +81,13 @@ def epoch_times(meta_csv, label_json) -> tuple[float, float, int]:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--meta-csv", help="default: found as tools/annotation_files.py says")
-    parser.add_argument("--label-json")
     parser.add_argument("--size", default="small", help="encoder size for the extraction part (random weights)")
     parser.add_argument("--train-per-class", type=int, default=10)
     parser.add_argument("--workers", type=int, default=2)
-    args = parser.parse_args(argv)
-    meta_csv, label_json = find_annotations(args.meta_csv, args.label_json)
+    args = annotation_files.parse_arguments(parser, argv)
     eval_mode, draw, videos = extraction_times(args.size, args.train_per_class, args.workers)
     huge = flops_per_segment("huge")
-    plain, with_draw, train_videos = epoch_times(meta_csv, label_json)
+    plain, with_draw, train_videos = epoch_times(args.meta_csv, args.label_json)
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads")
     print(f"extraction, {videos} synthetic train videos, ImageBind-{args.size} (random weights), CPU:")

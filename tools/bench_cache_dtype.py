@@ -21,16 +21,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import cli  # noqa: E402
-from common import config as config_io  # noqa: E402
-from common.schema import Config  # noqa: E402
 from data.annotations import AnnotationIndex  # noqa: E402
 from models.similarity import cosine  # noqa: E402
 from models.strategies import decode  # noqa: E402
 from pipeline.evaluate import score  # noqa: E402
 from pipeline.synthetic_cache import make_synthetic_cache  # noqa: E402
-from tools.annotation_files import find_annotations  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
+from tools import annotation_files  # noqa: E402
 
 
 def similarities(audio: np.ndarray, vision: np.ndarray, text_audio: np.ndarray, text_vision: np.ndarray):
@@ -40,17 +36,13 @@ def similarities(audio: np.ndarray, vision: np.ndarray, text_audio: np.ndarray, 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--meta-csv", help="default: found as tools/annotation_files.py says")
-    parser.add_argument("--label-json")
     parser.add_argument("--separation", type=float, default=0.1,
                         help="class signal against unit noise; small = many near ties")
-    args = parser.parse_args(argv)
-    meta_csv, label_json = find_annotations(args.meta_csv, args.label_json)
-    index = AnnotationIndex.load(meta_csv, label_json)
+    args = annotation_files.parse_arguments(parser, argv)
+    index = AnnotationIndex.load(args.meta_csv, args.label_json)
     with tempfile.TemporaryDirectory() as work:
-        config = config_io.load(Config, REPO / "configs" / "v0_training_free.yaml", [
-            f"data.meta_csv={meta_csv}", f"data.label_json={label_json}", f"cache.dir={work}/cache",
-            "cache.dtype=float32", f"encoder.checkpoint={work}/none.pth"])
+        config = annotation_files.synthetic_cache_config("v0_training_free.yaml", args.meta_csv, args.label_json,
+                                                         work, "cache.dtype=float32")
         cache = make_synthetic_cache(config, index, separation=args.separation, splits=("test",))
         features = cache.split("test")
         audio, vision = np.array(features.audio), np.array(features.vision)

@@ -21,31 +21,24 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import cli  # noqa: E402
-from common import config as config_io  # noqa: E402
-from common.schema import Config  # noqa: E402
 from data.annotations import AnnotationIndex  # noqa: E402
 from models import cuerator  # noqa: E402
 from pipeline.cuerator_training import CueRatorRun  # noqa: E402
 from pipeline.synthetic_cache import make_synthetic_cache  # noqa: E402
-from tools.annotation_files import find_annotations  # noqa: E402
+from tools import annotation_files  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 BUDGET_MINUTES = 15
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--meta-csv", help="default: found as tools/annotation_files.py says")
-    parser.add_argument("--label-json")
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    args.meta_csv, args.label_json = find_annotations(args.meta_csv, args.label_json)
+    args = annotation_files.parse_arguments(parser, argv)
 
     with tempfile.TemporaryDirectory() as work:
-        config = config_io.load(Config, REPO / "configs" / "cuerator_policy.yaml", [
-            f"data.meta_csv={args.meta_csv}", f"data.label_json={args.label_json}", f"cache.dir={work}/cache",
-            f"encoder.checkpoint={work}/no_checkpoint_needed.pth", f"device={args.device}",
-            "cuerator.tensorboard=false", "cache.dtype=float16"])
+        config = annotation_files.synthetic_cache_config("cuerator_policy.yaml", args.meta_csv, args.label_json, work,
+                                                         f"device={args.device}", "cuerator.tensorboard=false",
+                                                         "cache.dtype=float16")
         index = AnnotationIndex.load(args.meta_csv, args.label_json)
         start = time.perf_counter()
         make_synthetic_cache(config, index, separation=0.3)

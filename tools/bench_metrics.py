@@ -23,7 +23,7 @@ import metrics  # noqa: E402
 from common import cli  # noqa: E402
 from data.annotations import AnnotationIndex  # noqa: E402
 from models.strategies import decode  # noqa: E402
-from tools.annotation_files import find_annotations  # noqa: E402
+from tools import annotation_files  # noqa: E402
 
 
 def _events(row: np.ndarray) -> list[tuple[int, int]]:
@@ -78,11 +78,8 @@ def _best_time(fn, repeats: int) -> float:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--meta-csv", help="default: found as tools/annotation_files.py says")
-    parser.add_argument("--label-json")
     parser.add_argument("--repeats", type=int, default=5)
-    args = parser.parse_args(argv)
-    args.meta_csv, args.label_json = find_annotations(args.meta_csv, args.label_json)
+    args = annotation_files.parse_arguments(parser, argv)
 
     videos = AnnotationIndex.load(args.meta_csv, args.label_json).videos("test")
     num_classes = len(videos.vocabulary)

@@ -26,9 +26,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import cli  # noqa: E402
-from tools.annotation_files import find_annotations  # noqa: E402
+from tools import annotation_files  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 CASES = (("evaluate", "test", 1), ("evaluate", "test", 4), ("train", "train", 1), ("train", "train", 2))
 
 
@@ -86,15 +85,11 @@ def write_scaled_annotations(meta_csv: Path, label_json: Path, split: str, facto
 
 
 def case_config(kind: str, split: str, work: Path):
-    from common import config as config_io
-    from common.schema import Config
-
     meta, label = work / "annotations" / "meta.csv", work / "annotations" / "labels.json"
-    return config_io.load(Config, REPO / "configs" / "v1_fine_tuning.yaml", [
-        f"data.meta_csv={meta}", f"data.label_json={label}", f"cache.dir={work / 'cache'}",
-        f"encoder.checkpoint={work / 'no_checkpoint_needed.pth'}", "device=cpu", "train.tensorboard=false",
+    return annotation_files.synthetic_cache_config(
+        "v1_fine_tuning.yaml", meta, label, work, "device=cpu", "train.tensorboard=false",
         f"eval.split={split}" if kind == "evaluate" else "eval.split=test", "output.plots=false",
-        f"output.root={work / 'runs'}"])
+        f"output.root={work / 'runs'}")
 
 
 def prepare_case(kind: str, split: str, factor: int, meta_csv, label_json, work: Path) -> int:
@@ -148,15 +143,14 @@ def run_case(kind: str, split: str, work: Path) -> dict:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--meta-csv", help="default: found as tools/annotation_files.py says")
-    parser.add_argument("--label-json")
+    annotation_files.add_arguments(parser)
     parser.add_argument("--case", nargs=2, metavar=("KIND", "SPLIT"), help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.case:
         print(json.dumps(run_case(*args.case, Path(args.work))))
         return
-    meta_csv, label_json = find_annotations(args.meta_csv, args.label_json)
+    meta_csv, label_json = annotation_files.find_annotations(args.meta_csv, args.label_json)
     results = []
     for kind, split, factor in CASES:
         with tempfile.TemporaryDirectory() as work:

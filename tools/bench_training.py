@@ -22,30 +22,22 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import cli  # noqa: E402
-from common import config as config_io  # noqa: E402
-from common.schema import Config  # noqa: E402
 from data.annotations import AnnotationIndex  # noqa: E402
 from pipeline import training  # noqa: E402
 from pipeline.synthetic_cache import make_synthetic_cache  # noqa: E402
-from tools.annotation_files import find_annotations  # noqa: E402
+from tools import annotation_files  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 PUBLISHED_EPOCH_MINUTES = 26  # reported by a user of the published code, on a GPU
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--meta-csv", help="default: found as tools/annotation_files.py says")
-    parser.add_argument("--label-json")
     parser.add_argument("--device", default="cpu")
-    args = parser.parse_args(argv)
-    args.meta_csv, args.label_json = find_annotations(args.meta_csv, args.label_json)
+    args = annotation_files.parse_arguments(parser, argv)
 
     with tempfile.TemporaryDirectory() as work:
-        config = config_io.load(Config, REPO / "configs" / "v1_fine_tuning.yaml", [
-            f"data.meta_csv={args.meta_csv}", f"data.label_json={args.label_json}", f"cache.dir={work}/cache",
-            f"encoder.checkpoint={work}/no_checkpoint_needed.pth", f"device={args.device}",
-            "train.tensorboard=false"])
+        config = annotation_files.synthetic_cache_config("v1_fine_tuning.yaml", args.meta_csv, args.label_json, work,
+                                                         f"device={args.device}", "train.tensorboard=false")
         index = AnnotationIndex.load(args.meta_csv, args.label_json)
         start = time.perf_counter()
         make_synthetic_cache(config, index)
