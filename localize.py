@@ -102,20 +102,22 @@ def main(argv=None) -> None:
     process = init_process()
     writer = None
     try:
-        failure = None
-        if process.is_main:
+        failure, videos = None, None
+        if process.is_main:  # the videos are listed once, by rank 0: the outputs follow this list
             try:
+                videos = find_videos(args.videos)
                 writer = open_output(args, config)
             except UserError as err:
                 failure = err
-        if process.share(None if failure is None else str(failure)) is not None:
-            raise failure or UsageError("the output folder could not be taken (see rank 0)")
+        message, videos = process.share((None if failure is None else str(failure), videos))
+        if message is not None:
+            raise failure or UsageError(f"{message} (on rank 0)")
         localizer = Localizer(config, args.checkpoint, args.strategy, args.threshold, process)
-        mine = localizer.localize(args.videos, names)
+        mine = localizer.localize_videos(videos, names)
         everything = process.gather(mine)
         if not process.is_main:
             return
-        order = {str(path): i for i, path in enumerate(find_videos(args.videos))}
+        order = {str(path): i for i, path in enumerate(videos)}
         results = sorted((r for share in everything for r in share), key=lambda r: order[r.path])
         with writer.log():
             encoder = family(config.encoder.family).describe(config)

@@ -221,18 +221,28 @@ class Localizer:
     def localize(self, paths, class_names, decoding: Decoder | None = None) -> list[VideoResult]:
         """Every video of ``paths`` (files, or folders searched recursively) against the class
         names plus ``other``; one result per video, in order (under torchrun: this rank's share)."""
+        return self.localize_videos(find_videos(paths), class_names, decoding)
+
+    def localize_videos(self, videos: list[Path], class_names, decoding: Decoder | None = None) -> list[VideoResult]:
+        """:meth:`localize` on videos listed by :func:`find_videos`; one that cannot be read any more
+        is reported (``unreadable``) while the others are localized."""
         names = class_list(class_names) + [OTHER]
-        videos = find_videos(paths)
         decoding = decoding or self.default
         self._open_cache()
         text_audio, text_vision = self.texts(names)
         mine = list(range(len(videos)))[self.process.rank::self.process.world_size]
         results = {i: VideoResult(str(videos[i])) for i in mine}
-        keys = {i: self.key(videos[i]) for i in mine}
-        stored = self._stored(videos, keys, results)
+        keys = {}
         for i in mine:
-            if keys[i] in stored:
-                self._label(results[i], stored[keys[i]], names, text_audio, text_vision, decoding)
+            try:
+                keys[i] = self.key(videos[i])
+            except OSError as err:  # gone, or made unreadable, since it was listed
+                results[i].status = "unreadable"
+                results[i].reason = f"{videos[i]} cannot be read: {type(err).__name__}: {err.strerror or err}"
+        stored = self._stored(videos, keys, results)
+        for i, key in keys.items():
+            if key in stored:
+                self._label(results[i], stored[key], names, text_audio, text_vision, decoding)
         return [results[i] for i in mine]
 
     def _open_cache(self) -> None:

@@ -218,6 +218,27 @@ def test_the_threshold_is_recorded(stand_in, tmp_path):
     assert json.loads((tmp_path / "out" / "events.json").read_text())["threshold"] == 0.25
 
 
+def test_a_video_gone_after_it_was_listed_is_reported_and_the_others_are_localized(stand_in, tmp_path,
+                                                                                   monkeypatch, capsys):
+    write_scene(tmp_path / "videos" / "a.mp4", SCRIPT[:6])
+    write_scene(tmp_path / "videos" / "b.mp4", SCRIPT[6:12])
+    listed = localize.find_videos
+
+    def listed_then_one_deleted(paths):
+        found = listed(paths)
+        (tmp_path / "videos" / "a.mp4").unlink()  # e.g. a download tool renaming its files meanwhile
+        return found
+
+    monkeypatch.setattr(localize, "find_videos", listed_then_one_deleted)
+    assert run_cli([*on(stand_in), tmp_path / "videos", "--classes", ",".join(CLASSES),
+                    "--output", tmp_path / "out"]) == 1
+    assert "1 of 2 videos could not be localized in full" in capsys.readouterr().err
+    gone, kept = json.loads((tmp_path / "out" / "events.json").read_text())["videos"]
+    assert gone["path"].endswith("a.mp4") and gone["status"] == "unreadable"
+    assert "a.mp4 cannot be read: FileNotFoundError" in gone["reason"]
+    assert kept["path"].endswith("b.mp4") and kept["status"] == "ok" and kept["events"]
+
+
 def test_a_template_needs_exactly_one_placeholder():
     with pytest.raises(UserError, match=r"encoder.text_template_audio: 'the {} of {}' must hold exactly one \{\}"):
         config_io.load(Config, REPO / "configs" / "localize.yaml", ["encoder.text_template_audio=the {} of {}"])
@@ -225,8 +246,9 @@ def test_a_template_needs_exactly_one_placeholder():
 
 def test_folders_are_searched_for_every_video_suffix_and_an_empty_one_is_a_usage_error(stand_in, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    assert run_cli([*on(stand_in), tmp_path / "empty", "--classes", "x"]) == 2
+    assert run_cli([*on(stand_in), tmp_path / "empty", "--classes", "x", "--output", tmp_path / "out"]) == 2
     assert "no video in" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing to do: no output folder left behind
     write_scene(tmp_path / "videos" / "a.mp4", SCRIPT[:3])
     for suffix in (".mts", ".m2ts", ".3gp", ".ts", ".mpg", ".wmv", ".flv", ".ogv"):
         shutil.copy(tmp_path / "videos" / "a.mp4", tmp_path / "videos" / f"a{suffix}")

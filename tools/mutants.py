@@ -121,6 +121,9 @@ MUTANTS = (
     Mutant("case-duplicates-allowed", "pipeline/localize.py",
            'return " ".join(name.split()).casefold()', "return name",
            (f"{T_REAL}::test_class_files_and_class_lists_as_people_write_them",)),
+    Mutant("localize-lists-the-folders-again", "localize.py", "mine = localizer.localize_videos(videos, names)",
+           "mine = localizer.localize(args.videos, names)",
+           (f"{T_REAL}::test_a_video_gone_after_it_was_listed_is_reported_and_the_others_are_localized",)),
     # CueRator
     Mutant("cuerator-pass-at-the-threshold", "models/cuerator.py",
            "a_pass, v_pass = a > _tensor(audio_thresholds), v > _tensor(visual_thresholds)",
