@@ -1,4 +1,4 @@
-# Two commands: `make demo` runs the whole pipeline on synthetic data (both baselines and CueRator), `make test` runs the tests
+# Two commands: `make demo` runs the whole pipeline on synthetic data (both baselines, CueRator, a sweep), `make test` the tests
 # (`make app`: the web app on the demo's videos).
 PYTHON ?= python3
 VENV ?= .venv
@@ -24,6 +24,7 @@ demo: venv
 	PYTHON=$(BIN)/python bash run_baseline_v0.sh --config configs/demo/v0_training_free.yaml
 	PYTHON=$(BIN)/python bash run_baseline_v1_train_fully.sh --config configs/demo/v1_fine_tuning.yaml
 	PYTHON=$(BIN)/python bash run_cuerator.sh --config configs/demo/cuerator_policy.yaml
+	$(BIN)/python sweep.py configs/sweeps/demo_attention.yaml
 	@echo "== demo done: outputs, tables and plots in $(DEMO)/runs/ (numbers meaningless: random weights)"
 
 app: venv

@@ -229,6 +229,9 @@ class Trainer:
                     scheduler.step()
             restore_rng(state, self.device)
             done, history, best = state["epoch"], state["history"], state["best"]
+            if cfg.epochs < done:  # its best epoch may lie beyond: the results would not be of train.epochs
+                raise UserError(f"--resume: {last} has trained {done} epochs already, more than train.epochs="
+                                f"{cfg.epochs}; give train.epochs={done} or more, or start a new run (output.name)")
             print(f"resuming after epoch {done} from {last}")
         elif last.exists():
             raise UserError(f"{self.folder} already holds a training run: add --resume to continue it, or "

@@ -4,6 +4,7 @@ import pytest
 
 import eval_zero_shot
 import train
+import sweep
 import train_cuerator
 from conftest import REPO
 from tools import make_synthetic_benchmark
@@ -17,8 +18,10 @@ def test_demo_configs_run_the_whole_pipeline(tmp_path, monkeypatch, capsys):
     eval_zero_shot.main(["--config", str(REPO / "configs" / "demo" / "v0_training_free.yaml")])
     train.main(["--config", str(REPO / "configs" / "demo" / "v1_fine_tuning.yaml"), "train.epochs=2"])
     train_cuerator.main(["--config", str(REPO / "configs" / "demo" / "cuerator_policy.yaml"), "cuerator.epochs=1"])
+    sweep.main([str(REPO / "configs" / "sweeps" / "demo_attention.yaml"), "--only", "cross", "train.epochs=1"])
     out = capsys.readouterr().out
-    assert out.count("subset    videos     Acc  Seg-F1  Eve-F1     Avg") == 4  # CueRator: its rule and its policy
+    assert out.count("subset    videos     Acc  Seg-F1  Eve-F1     Avg") == 5  # CueRator: its rule and its policy
+    assert "| cross |" in (tmp_path / "demo" / "runs" / "sweeps" / "demo_attention" / "sweep.md").read_text()
     for run in ("v0_training_free_v01_test", "v1_fine_tuning", "cuerator_policy"):
         results = json.loads((tmp_path / "demo" / "runs" / run / "results.json").read_text())
         assert results["config"]["encoder"] == {"family": "imagebind", "size": "small", "checkpoint": "random",

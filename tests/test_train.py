@@ -243,6 +243,9 @@ def test_resume_equals_uninterrupted(separable, default_run, tmp_path, monkeypat
         _run(separable, tmp_path / "cut", "--resume", "train.lr=0.02")
     with pytest.raises(UserError, match="no run to continue"):
         _run(separable, tmp_path / "fresh", "--resume")
+    with pytest.raises(UserError, match=r"has trained 3 epochs already, more than train.epochs=2; give "
+                                        r"train.epochs=3 or more"):
+        _run(separable, tmp_path / "cut", "--resume", "train.epochs=2")  # its best epoch could lie beyond 2
     folder, resumed = _run(separable, tmp_path / "cut", "--resume")
     assert resumed["metrics"] == uninterrupted["metrics"]
     assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in uninterrupted["history"]]

@@ -187,6 +187,13 @@ MUTANTS = (
     Mutant("languagebind-lora-accepted", "models/families/languagebind.py",
            'if (config.get("vision_config") or {}).get("lora_r", 0):', "if False:",
            (f"{T_LANGUAGEBIND}::test_bad_folders_are_one_line_naming_the_folder",)),
+    # ablation sweeps
+    Mutant("sweep-trusts-any-results", "pipeline/sweep.py", "        if not changes:\n            return \"done\"",
+           "        if True:\n            return \"done\"",
+           ("tests/test_sweep.py::test_results_of_another_config_stop_the_sweep_before_anything_runs",)),
+    Mutant("sweep-never-resumes", "pipeline/sweep.py",
+           'return "resume" if sweep.script == "train" and last.exists() else "new"', 'return "new"',
+           ("tests/test_sweep.py::test_an_interrupted_training_resumes_and_more_epochs_continue_the_run",)),
     # documented defaults
     Mutant("published-lr-changed", "configs/v1_fine_tuning.yaml", "lr: 5.0e-5", "lr: 1.0e-4",
            ("tests/test_readme_defaults.py",)),
