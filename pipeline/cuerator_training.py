@@ -28,8 +28,8 @@ from models.similarity import segment_similarities
 from models.strategies.cuerator import decode_rule
 from pipeline.evaluate import Evaluation, cached_videos, class_texts, score, subset_counts
 from pipeline.extraction import ensure_features
-from pipeline.run_state import (RUN_MESSAGES, config_changes, restore_rng, rng_states, save_checkpoint,
-                                tensorboard_writer, write_history)
+from pipeline.run_state import (RUN_MESSAGES, check_resumed_epochs, config_changes, restore_rng, rng_states,
+                                save_checkpoint, tensorboard_writer, write_history)
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "train_reward", "selection_split", "frame_accuracy", "accuracy",
                    "segment_f1", "event_f1", "average", "seconds")
@@ -223,6 +223,7 @@ class CueRatorRun:
         policy.load_state_dict(state["policy_state_dict"])
         optimizer.load_state_dict(state["optimizer_state_dict"])
         restore_rng(state["toolkit"], self.device)
+        check_resumed_epochs(last, state["epoch"], self.config.cuerator.epochs, "cuerator.epochs")
         print(f"resuming after epoch {state['epoch']} from {last}")
         return state["epoch"], state["toolkit"]["history"], state["toolkit"]["best"]
 

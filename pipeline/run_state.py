@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from common.config import differences, to_dict
+from common.errors import UserError
 from common.files import atomic_write, writing
 
 RUN_MESSAGES = {"what": "the training run",
@@ -51,6 +52,14 @@ def config_changes(saved: dict, config, may_change: str) -> list[str]:
     """How ``config`` differs from a run's ``saved`` one, leaving out ``may_change`` (the epochs
     key a resume may raise) and the output keys."""
     return [line for line in differences(saved, to_dict(config)) if not line.startswith((may_change, "output."))]
+
+
+def check_resumed_epochs(last: Path, done: int, wanted: int, key: str) -> None:
+    """A resume asked for fewer epochs than the run has trained would report an epoch chosen beyond
+    them: refused."""
+    if wanted < done:
+        raise UserError(f"--resume: {last} has trained {done} epochs already, more than {key}={wanted}; give "
+                        f"{key}={done} or more, or start a new run (output.name)")
 
 
 def tensorboard_writer(folder: Path, enabled: bool, done: int):

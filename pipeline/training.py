@@ -33,8 +33,8 @@ from models.temporal import (LAYOUT, TemporalModel, TemporalSettings, check_fits
                              load_checkpoint, model_from_checkpoint, training_scores)
 from pipeline.evaluate import Evaluation, cached_videos, class_texts, score, subset_counts
 from pipeline.extraction import ensure_features
-from pipeline.run_state import (RUN_MESSAGES, config_changes, restore_rng, rng_states, save_checkpoint,
-                                tensorboard_writer, write_history)
+from pipeline.run_state import (RUN_MESSAGES, check_resumed_epochs, config_changes, restore_rng, rng_states,
+                                save_checkpoint, tensorboard_writer, write_history)
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "audio_draw", "selection_split", "accuracy", "segment_f1", "event_f1",
                    "average", "seconds")
@@ -229,9 +229,7 @@ class Trainer:
                     scheduler.step()
             restore_rng(state, self.device)
             done, history, best = state["epoch"], state["history"], state["best"]
-            if cfg.epochs < done:  # its best epoch may lie beyond: the results would not be of train.epochs
-                raise UserError(f"--resume: {last} has trained {done} epochs already, more than train.epochs="
-                                f"{cfg.epochs}; give train.epochs={done} or more, or start a new run (output.name)")
+            check_resumed_epochs(last, done, cfg.epochs, "train.epochs")
             print(f"resuming after epoch {done} from {last}")
         elif last.exists():
             raise UserError(f"{self.folder} already holds a training run: add --resume to continue it, or "

@@ -126,6 +126,8 @@ def test_resume_continues_the_policy_training_exactly(separable, trained, tmp_pa
     assert again["metrics"] == results["metrics"]
     with pytest.raises(UserError, match=r"only cuerator.epochs may change:\n  cuerator.lr"):
         _train(separable, tmp_path, "cuerator.epochs=4", "cuerator.lr=1e-2", "--resume")
+    with pytest.raises(UserError, match=r"has trained 3 epochs already, more than cuerator.epochs=2"):
+        _train(separable, tmp_path, "cuerator.epochs=2", "--resume")
 
 
 def test_fit_rule_alone_writes_the_rule_and_its_test_scores(separable, trained, tmp_path):
