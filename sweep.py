@@ -1,5 +1,5 @@
-"""Run an ablation sweep: every variant of a sweep file through train.py or eval_zero_shot.py on
-the same feature cache, then one table of their metrics (sweep.md, sweep.csv).
+"""Run an ablation sweep: every variant of a sweep file through train.py, eval_zero_shot.py or
+train_cuerator.py on the same feature cache, then one table of their metrics (sweep.md, sweep.csv).
 
     python sweep.py configs/sweeps/attention.yaml                  # runs/sweeps/attention/
     python sweep.py configs/sweeps/attention.yaml device=cuda      # key=value: every variant, last
@@ -16,11 +16,13 @@ import sys
 
 import eval_zero_shot
 import train
+import train_cuerator
 from common import cli
 from common.errors import UserError
 from pipeline.sweep import plan, read_sweep, write_table
 
-SCRIPTS = {"train": (train.main, "train.py"), "evaluate": (eval_zero_shot.main, "eval_zero_shot.py")}
+SCRIPTS = {"train": (train.main, "train.py"), "evaluate": (eval_zero_shot.main, "eval_zero_shot.py"),
+           "cuerator": (train_cuerator.main, "train_cuerator.py")}
 
 
 def main(argv=None) -> None:

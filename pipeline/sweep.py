@@ -3,7 +3,7 @@ own folder of one sweep folder, then one table of their metrics.
 
 A sweep file (YAML; ``configs/sweeps/`` has the published code's axes)::
 
-    script: train                          # train (train.py) or evaluate (eval_zero_shot.py)
+    script: train                          # train (train.py), evaluate (eval_zero_shot.py), cuerator
     config: configs/v1_fine_tuning.yaml    # the base config
     overrides: [train.epochs=5]            # for every variant (optional)
     variants:                              # name: its overrides
@@ -34,10 +34,20 @@ from common.schema import Config
 from data.annotations import SUBSETS
 from pipeline.outputs import RESULTS_FILE, TABLE_COLUMNS
 
-SCRIPTS = ("train", "evaluate")
 KEYS = ("script", "config", "overrides", "variants")
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")  # a folder name on every system
-EPOCHS = "train.epochs"
+
+
+@dataclass(frozen=True)
+class Script:
+    """What the sweep needs to know of a script's run folder."""
+
+    last: str | None = None  # the checkpoint a killed run resumes from
+    epochs: str | None = None  # the key a resume may raise
+
+
+SCRIPTS = {"train": Script("checkpoints/last.pt", "train.epochs"), "evaluate": Script(),
+           "cuerator": Script("checkpoints/last.ckpt", "cuerator.epochs")}  # train_cuerator.py
 
 
 @dataclass(frozen=True)
@@ -126,11 +136,18 @@ def read_sweep(path, extra_overrides=(), output=None) -> Sweep:
     return Sweep(path, script, config_file, folder, variants, [*common, *extra])
 
 
+def _value(tree: dict, key: str):
+    for part in key.split("."):
+        tree = tree.get(part, {}) if isinstance(tree, dict) else {}
+    return tree
+
+
 def plan(sweep: Sweep, variant: Variant) -> str:
     """``done`` (its results were made with this config), ``resume`` (a training to continue) or
     ``new``; results of another config are a UserError naming the differences."""
     folder = sweep.folder_of(variant)
-    last = folder / "checkpoints" / "last.pt"
+    script = SCRIPTS[sweep.script]
+    resumable = script.last is not None and (folder / script.last).exists()
     results = folder / RESULTS_FILE
     if results.exists():
         try:
@@ -138,16 +155,16 @@ def plan(sweep: Sweep, variant: Variant) -> str:
         except (OSError, ValueError, KeyError, TypeError):
             raise UserError(f"{results} is not a results file of this toolkit; delete {folder} to run the variant "
                             "again") from None
-        changes = [line for line in config_io.differences(saved, config_io.to_dict(variant.config))
-                   if not line.startswith("output.")]
+        wanted = config_io.to_dict(variant.config)
+        changes = [line for line in config_io.differences(saved, wanted) if not line.startswith("output.")]
         if not changes:
             return "done"
-        longer = variant.config.train.epochs > saved.get("train", {}).get("epochs", 0)
-        if sweep.script == "train" and last.exists() and longer and all(line.startswith(EPOCHS) for line in changes):
+        if resumable and all(line.startswith(script.epochs) for line in changes) \
+                and _value(wanted, script.epochs) > _value(saved, script.epochs):
             return "resume"
         raise UserError(f"{folder} holds the results of another config ({'; '.join(changes[:3])}"
                         f"{'; ...' if len(changes) > 3 else ''}); delete it, or give --output another sweep folder")
-    return "resume" if sweep.script == "train" and last.exists() else "new"
+    return "resume" if resumable else "new"
 
 
 def results_of(sweep: Sweep, variant: Variant) -> dict:

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-import eval_zero_shot
 import sweep
 import train
 from common import cli
@@ -45,12 +44,10 @@ def run_sweep(*argv) -> int:
     return exit_info.value.code
 
 
-def counting(monkeypatch, module) -> list:
-    """The argument lists ``module.main`` is called with (it still runs)."""
-    calls, original = [], module.main
-    monkeypatch.setattr(module, "main", lambda argv: calls.append(list(argv)) or original(argv))
-    monkeypatch.setitem(sweep.SCRIPTS, "train" if module is train else "evaluate",
-                        (module.main, sweep.SCRIPTS["train" if module is train else "evaluate"][1]))
+def counting(monkeypatch, script) -> list:
+    """The argument lists the sweep runs ``script`` with (it still runs)."""
+    calls, (original, name) = [], sweep.SCRIPTS[script]
+    monkeypatch.setitem(sweep.SCRIPTS, script, (lambda argv: calls.append(list(argv)) or original(argv), name))
     return calls
 
 
@@ -68,7 +65,7 @@ def assert_row_is_the_results(row: dict, results: dict) -> None:
 def test_each_variant_runs_once_and_the_table_holds_their_results(cache_overrides, tmp_path, monkeypatch, capsys):
     file = write_sweep(tmp_path / "depth.yaml", "train", "v1_fine_tuning.yaml", [*cache_overrides, "train.epochs=2"],
                        {"one": [], "two": ["temporal.num_layers=2"]})
-    calls = counting(monkeypatch, train)
+    calls = counting(monkeypatch, "train")
     assert run_sweep(file, "--output", tmp_path / "sweep") == 0
     assert len(calls) == 2 and "temporal.num_layers=2" in calls[1] and "--resume" not in calls[0]
     out = capsys.readouterr().out
@@ -94,7 +91,7 @@ def test_each_variant_runs_once_and_the_table_holds_their_results(cache_override
 def test_an_interrupted_training_resumes_and_more_epochs_continue_the_run(cache_overrides, tmp_path, monkeypatch,
                                                                            capsys):
     file = write_sweep(tmp_path / "s.yaml", "train", "v1_fine_tuning.yaml", cache_overrides, {"only": []})
-    calls = counting(monkeypatch, train)
+    calls = counting(monkeypatch, "train")
     assert run_sweep(file, "--output", tmp_path / "sweep", "train.epochs=1") == 0
     (tmp_path / "sweep" / "only" / "results.json").unlink()  # killed after its epoch, before the results
     assert run_sweep(file, "--output", tmp_path / "sweep", "train.epochs=1") == 0
@@ -116,7 +113,7 @@ def test_results_of_another_config_stop_the_sweep_before_anything_runs(cache_ove
                        {"a": [], "b": ["temporal.num_layers=2"]})
     assert run_sweep(file, "--output", tmp_path / "sweep", "--only", "b") == 0
     shutil.move(tmp_path / "sweep" / "b", tmp_path / "sweep" / "a")  # a's folder now holds b's results
-    calls = counting(monkeypatch, train)
+    calls = counting(monkeypatch, "train")
     assert run_sweep(file, "--output", tmp_path / "sweep") == 2
     err = capsys.readouterr().err
     assert "sweep/a holds the results of another config (temporal.num_layers: 2 -> 1)" in err
@@ -126,7 +123,7 @@ def test_results_of_another_config_stop_the_sweep_before_anything_runs(cache_ove
 def test_a_training_free_sweep_runs_eval_zero_shot(cache_overrides, tmp_path, monkeypatch, capsys):
     file = write_sweep(tmp_path / "free.yaml", "evaluate", "v0_training_free.yaml", cache_overrides,
                        {"v0": ["eval.strategy=v0"], "v01": ["eval.strategy=v01"]})
-    calls = counting(monkeypatch, eval_zero_shot)
+    calls = counting(monkeypatch, "evaluate")
     assert run_sweep(file, "--output", tmp_path / "sweep") == 0
     assert [c[c.index("--config") + 1] for c in calls] == [str(REPO / "configs" / "v0_training_free.yaml")] * 2
     rows = table_rows(tmp_path / "sweep")
@@ -141,7 +138,7 @@ def test_table_only_runs_nothing(cache_overrides, tmp_path, monkeypatch, capsys)
     file = write_sweep(tmp_path / "s.yaml", "evaluate", "v0_training_free.yaml", cache_overrides,
                        {"v0": ["eval.strategy=v0"], "v01": ["eval.strategy=v01"]})
     assert run_sweep(file, "--output", tmp_path / "sweep", "--only", "v01") == 0
-    calls = counting(monkeypatch, eval_zero_shot)
+    calls = counting(monkeypatch, "evaluate")
     assert run_sweep(file, "--output", tmp_path / "sweep", "--table") == 0
     out = capsys.readouterr().out
     assert calls == [] and "v0: not run yet" in out and "v01: done in" in out
@@ -153,7 +150,7 @@ def test_table_only_runs_nothing(cache_overrides, tmp_path, monkeypatch, capsys)
     ("[1, 2]", "a sweep file is a mapping with the keys script, config, overrides, variants"),
     ("script: train\nconfig: configs/v1_fine_tuning.yaml\nvariant: {a: []}\n", "unknown key 'variant'"),
     ("script: fit\nconfig: configs/v1_fine_tuning.yaml\nvariants: {a: []}\n",
-     "script must be one of train, evaluate; got 'fit'"),
+     "script must be one of train, evaluate, cuerator; got 'fit'"),
     ("script: train\nconfig: configs/nowhere.yaml\nvariants: {a: []}\n", "config: no such file: configs/nowhere.yaml"),
     ("script: train\nconfig: configs/v1_fine_tuning.yaml\nvariants: {}\n", "variants must map each variant's name"),
     ("script: train\nconfig: configs/v1_fine_tuning.yaml\nvariants: {a: temporal.num_layers=2}\n",
@@ -189,3 +186,24 @@ def test_every_shipped_sweep_loads_with_distinct_variants(path):
     configs = [json.dumps(config_io.to_dict(v.config), sort_keys=True) for v in loaded.variants]
     assert len(set(configs)) == len(configs) >= 3  # no two variants are the same run
     assert loaded.folder == Path(loaded.variants[0].config.output.root) / "sweeps" / path.stem
+
+
+def test_a_cuerator_sweep_runs_train_cuerator_and_resumes_it(tmp_path_factory, tmp_path, monkeypatch):
+    overrides, _ = separable_cache(tmp_path_factory.mktemp("cuerator_sweep"),
+                                   SyntheticSpec(train_per_class=12, val_per_class=4, test_per_class=4),
+                                   "cuerator_policy.yaml", 0.4, "cuerator.oracle_candidates=64", "cuerator.epochs=1",
+                                   "cuerator.model_dim=16", "cuerator.ffn_dim=32", "cuerator.tensorboard=false",
+                                   "device=cpu", "output.plots=false")
+    file = write_sweep(tmp_path / "policy.yaml", "cuerator", "cuerator_policy.yaml", overrides,
+                       {"k4": [], "k1": ["cuerator.samples=1"]})
+    calls = counting(monkeypatch, "cuerator")
+    assert run_sweep(file, "--output", tmp_path / "sweep") == 0
+    assert len(calls) == 2 and calls[1][calls[1].index("--config") + 1].endswith("cuerator_policy.yaml")
+    rows = table_rows(tmp_path / "sweep")
+    for name, samples in (("k4", 4), ("k1", 1)):
+        results = json.loads((tmp_path / "sweep" / name / "results.json").read_text())
+        assert results["config"]["cuerator"]["samples"] == samples
+        assert_row_is_the_results(rows[name], results)
+    (tmp_path / "sweep" / "k1" / "results.json").unlink()  # killed after its epoch, before the results
+    assert run_sweep(file, "--output", tmp_path / "sweep") == 0
+    assert len(calls) == 3 and calls[-1][-1] == "--resume" and "cuerator.samples=1" in calls[-1]

@@ -192,7 +192,7 @@ MUTANTS = (
            "        if True:\n            return \"done\"",
            ("tests/test_sweep.py::test_results_of_another_config_stop_the_sweep_before_anything_runs",)),
     Mutant("sweep-never-resumes", "pipeline/sweep.py",
-           'return "resume" if sweep.script == "train" and last.exists() else "new"', 'return "new"',
+           'return "resume" if resumable else "new"', 'return "new"',
            ("tests/test_sweep.py::test_an_interrupted_training_resumes_and_more_epochs_continue_the_run",)),
     # documented defaults
     Mutant("published-lr-changed", "configs/v1_fine_tuning.yaml", "lr: 5.0e-5", "lr: 1.0e-4",
