@@ -12,6 +12,7 @@ Run it again after an interruption: finished variants are kept, a killed trainin
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 
 import eval_zero_shot
@@ -53,7 +54,7 @@ def main(argv=None) -> None:
             continue
         arguments = sweep.arguments(variant, resume=state == "resume")
         print(f"{heading}: {'resuming' if state == 'resume' else 'running'} python {script} "
-              f"{' '.join(arguments)}", flush=True)
+              f"{shlex.join(arguments)}", flush=True)
         run(arguments)
     finished = [v for v in chosen if plan(sweep, v) == "done"]
     if not finished:

@@ -136,10 +136,10 @@ def read_sweep(path, extra_overrides=(), output=None) -> Sweep:
     return Sweep(path, script, config_file, folder, variants, [*common, *extra])
 
 
-def _value(tree: dict, key: str):
+def _epochs(config: dict, key: str) -> int:
     for part in key.split("."):
-        tree = tree.get(part, {}) if isinstance(tree, dict) else {}
-    return tree
+        config = config.get(part) if isinstance(config, dict) else None
+    return config if isinstance(config, int) else 0
 
 
 def plan(sweep: Sweep, variant: Variant) -> str:
@@ -160,7 +160,7 @@ def plan(sweep: Sweep, variant: Variant) -> str:
         if not changes:
             return "done"
         if resumable and all(line.startswith(script.epochs) for line in changes) \
-                and _value(wanted, script.epochs) > _value(saved, script.epochs):
+                and _epochs(wanted, script.epochs) > _epochs(saved, script.epochs):
             return "resume"
         raise UserError(f"{folder} holds the results of another config ({'; '.join(changes[:3])}"
                         f"{'; ...' if len(changes) > 3 else ''}); delete it, or give --output another sweep folder")
