@@ -3,8 +3,8 @@ import json
 import pytest
 
 import eval_zero_shot
-import train
 import sweep
+import train
 import train_cuerator
 from conftest import REPO
 from tools import make_synthetic_benchmark
@@ -20,7 +20,7 @@ def test_demo_configs_run_the_whole_pipeline(tmp_path, monkeypatch, capsys):
     train_cuerator.main(["--config", str(REPO / "configs" / "demo" / "cuerator_policy.yaml"), "cuerator.epochs=1"])
     sweep.main([str(REPO / "configs" / "sweeps" / "demo_attention.yaml"), "--only", "cross", "train.epochs=1"])
     out = capsys.readouterr().out
-    assert out.count("subset    videos     Acc  Seg-F1  Eve-F1     Avg") == 5  # CueRator: its rule and its policy
+    assert out.count("subset    videos     Acc  Seg-F1  Eve-F1     Avg") == 5  # CueRator's rule and policy, the sweep's run
     assert "| cross |" in (tmp_path / "demo" / "runs" / "sweeps" / "demo_attention" / "sweep.md").read_text()
     for run in ("v0_training_free_v01_test", "v1_fine_tuning", "cuerator_policy"):
         results = json.loads((tmp_path / "demo" / "runs" / run / "results.json").read_text())
