@@ -56,7 +56,7 @@ def main(argv=None) -> None:
         print(f"{heading}: {'resuming' if state == 'resume' else 'running'} python {script} "
               f"{shlex.join(arguments)}", flush=True)
         run(arguments)
-    finished = [v for v in chosen if plan(sweep, v) == "done"]
+    finished = [v for v in chosen if states[v.name] == "done" or not args.table]  # a run wrote its results
     if not finished:
         print("no variant has results yet", file=sys.stderr)
         return

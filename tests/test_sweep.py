@@ -16,9 +16,8 @@ from common import cli
 from common import config as config_io
 from conftest import REPO, separable_cache
 from data.synthetic import SyntheticSpec
+from pipeline.outputs import TABLE_COLUMNS
 from pipeline.sweep import read_sweep
-
-SUBSET_LABELS = (("accuracy", "Acc"), ("segment_f1", "Seg-F1"), ("event_f1", "Eve-F1"), ("average", "Avg"))
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +57,7 @@ def table_rows(folder) -> dict:
 
 def assert_row_is_the_results(row: dict, results: dict) -> None:
     for subset, summary in results["metrics"].items():
-        for key, label in SUBSET_LABELS:
+        for key, label in TABLE_COLUMNS:
             assert float(row[f"{subset} {label}"]) == round(100 * summary[key], 2)
 
 
