@@ -71,6 +71,16 @@ class ExtractConfig:
 
 
 @dataclass(frozen=True)
+class VideoConfig:
+    """How video files are read (localize.py, the web app, tools/prepare_videos.py)."""
+
+    audio_track: Optional[NonNegativeInt] = None  # null: the track marked default (what a player plays), else
+    # the first; n: the n-th audio track, counting from 0
+    worker_timeout: PositiveFloat = 600  # seconds a decoding worker may go without a window before its video
+    # is named, reported as timed_out and the others go on
+
+
+@dataclass(frozen=True)
 class EvalConfig:
     split: Literal["val", "test"] = "test"
     strategy: str = "v01"  # a strategy of models/strategies; checked when a run starts
@@ -189,6 +199,7 @@ class Config:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     cache: CacheConfig = field(default_factory=CacheConfig)
     extract: ExtractConfig = field(default_factory=ExtractConfig)
+    video: VideoConfig = field(default_factory=VideoConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
     train: TrainConfig = field(default_factory=TrainConfig)

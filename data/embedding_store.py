@@ -9,12 +9,14 @@ interrupted encoding resumes where it stopped. A read-only store serves what it 
 
 Layout under ``<cache.dir>/videos/``::
 
-    <sha256>/video.json     format, path, duration, status, reason, widths, starts [T] (whole seconds on the
-                            file's clock), segments = T
-    <sha256>/audio.f32      raw float32 [T, D_audio]
-    <sha256>/vision.f32     raw float32 [T, D_vision]
-    .parts/<sha256>/        the windows of an unfinished encoding (part_<first segment>.npz)
-    .claims/<sha256>        the claim of the process encoding it
+    <key>/video.json        format, path, duration, status, reason, audio_track, audio_gaps, widths,
+                            starts [T] (whole seconds on the file's clock), segments = T
+    <key>/audio.f32         raw float32 [T, D_audio]
+    <key>/vision.f32        raw float32 [T, D_vision]
+    .parts/<key>/           the windows of an unfinished encoding (part_<first segment>.npz)
+    .claims/<key>           the claim of the process encoding it
+
+``<key>`` is the file's sha256, with ``-track<n>`` when ``video.audio_track`` names a track.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from common.locking import lock_file
 from data.feature_cache import MODALITIES, FeatureCache
 
 STORE_DIR = "videos"
-FORMAT = 2  # 2: segments on the file's clock with their start times; entries of format 1 are encoded again
+FORMAT = 3  # 3: sound placed by its timestamps, the default audio track, display aspect; older entries are encoded again
 MESSAGES = {"what": "the embedding store", "way_out": "choose another cache.dir"}
 
 

@@ -3,8 +3,6 @@ processes that end with their parent, and how many such workers a machine afford
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import math
 import os
 import shutil
@@ -102,16 +100,3 @@ def check_shared_memory(workers: int, batch_size: int) -> None:
             f"{batch_size} hand over about {needed / 2 ** 20:.0f} MB of batches through it. Give the container "
             f"more shared memory (docker run --shm-size={max(1, math.ceil(2 * needed / 2 ** 30))}g), or lower "
             "extract.num_workers or extract.batch_size (num_workers: 0 decodes in this process).")
-
-
-@contextlib.contextmanager
-def forking_workers():
-    """Around starting decoding workers (``iter(loader)``): objects of the parent's are frozen out
-    of the children's garbage collection. Otherwise a child may free a video frame of the parent's
-    whose FFmpeg scaler waits for the parent's threads, which the child does not have: a hang."""
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()

@@ -100,12 +100,17 @@ def make_synthetic_benchmark(root, spec: SyntheticSpec = SyntheticSpec(), write_
 
 def write_video(path, pictures, sound=None, fps: int = 5, sample_rate: int = 48000, layout: str = "mono",
                 codec: str = "libx264", audio_codec: str = "aac", picture_start: float = 0.0,
-                sound_start: float = 0.0, rotation: int = 0, hflip: bool = False) -> None:
+                sound_start: float = 0.0, rotation: int = 0, hflip: bool = False, sound_gaps=(),
+                more_sound=(), default_track: int | None = None, pixel_aspect=None) -> None:
     """A video file (tests, benchmarks) from ``pictures``, one ``[H, W, 3]`` uint8 array per
     frame, and ``sound``, float32 arrays ``[channels, n]`` at ``sample_rate`` in any chunking
     (None: no audio track). Both may be generators, so long videos are never held whole.
     ``picture_start`` / ``sound_start``: where each stream starts on the container's clock;
-    ``rotation`` (degrees counter-clockwise) and ``hflip``: the display matrix a phone writes."""
+    ``rotation`` (degrees counter-clockwise) and ``hflip``: the display matrix a phone writes;
+    ``sound_gaps``: ``(from, to)`` seconds of the container's clock where no sound is written (a
+    dropout: the sound's own samples there are lost); ``more_sound``: further audio tracks, like
+    ``sound``; ``default_track``: the audio track marked default (the others are not);
+    ``pixel_aspect``: the pixels' width over their height (anamorphic video)."""
     import itertools
 
     import av
@@ -117,29 +122,33 @@ def write_video(path, pictures, sound=None, fps: int = 5, sample_rate: int = 480
     with av.open(str(path), "w") as out:
         video = out.add_stream(codec, rate=fps)
         video.width, video.height, video.pix_fmt = first.shape[1], first.shape[0], "yuv420p"
+        if pixel_aspect is not None:
+            video.codec_context.sample_aspect_ratio = Fraction(pixel_aspect)
         if rotation or hflip:
             video.set_display_rotation(rotation, hflip=hflip)
-        audio = None
-        if sound is not None:  # every stream before the first packet
-            audio = out.add_stream(audio_codec, rate=sample_rate)
-            audio.layout = layout
+        tracks = [] if sound is None else [sound, *more_sound]
+        audio = [out.add_stream(audio_codec, rate=sample_rate) for _ in tracks]  # every stream before the first packet
+        for n, stream in enumerate(audio):
+            stream.layout = layout
+            if default_track is not None:
+                stream.disposition = av.stream.Disposition.default if n == default_track else 0
         first_pts = round(picture_start * fps)
         for i, picture in enumerate(itertools.chain([first], pictures)):
             frame = av.VideoFrame.from_ndarray(picture, format="rgb24")
             frame.pts, frame.time_base = first_pts + i, Fraction(1, fps)
             out.mux(video.encode(frame))
         out.mux(video.encode())
-        if audio is not None:
+        for stream, chunks in zip(audio, tracks):
             written = round(sound_start * sample_rate)
-            for chunk in sound:
+            for chunk in chunks:
                 for start in range(0, chunk.shape[1], 960):
                     frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(chunk[:, start:start + 960]),
                                                        format="fltp", layout=layout)
                     frame.sample_rate, frame.pts, frame.time_base = sample_rate, written, Fraction(1, sample_rate)
                     written += frame.samples
-                    out.mux(audio.encode(frame))
-            out.mux(audio.encode())
-
+                    if not any(a <= frame.pts / sample_rate < b for a, b in sound_gaps):
+                        out.mux(stream.encode(frame))
+            out.mux(stream.encode())
 
 
 def write_demo_videos(root, output, split: str = "test", long_video_clips: int = 6) -> list[Path]:

@@ -31,6 +31,7 @@ pipeline/localize_outputs.py.
 from __future__ import annotations
 
 import dataclasses
+from stat import S_ISREG
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,9 +45,9 @@ from common.errors import UserError
 from data.annotations import OTHER
 from data.embedding_store import EmbeddingStore, StoredVideo
 from data.feature_cache import CacheError, FeatureCache, file_sha256
-from data.loading import decoding_worker, forking_workers, num_workers
+from data.loading import decoding_worker, num_workers
 from data.raw_videos import VIDEO_SUFFIXES
-from data.video_windows import WINDOW, Window, Windows
+from data.video_windows import WINDOW, Window, Windows, worker_context
 from models import strategies
 from models.families import family
 from models.segment_encoder import resolve_device
@@ -62,6 +63,10 @@ LOGIT_SCALE = 100.0  # temperature of the confidence softmax (CLIP's logit scale
 
 class UsageError(UserError):
     """A mistake in how the localizer was called (exit status 2)."""
+
+
+class NotAFile(Exception):
+    """A path that names no regular file."""
 
 
 def same_name(name: str) -> str:
@@ -123,6 +128,8 @@ class VideoResult:
     labels: list = field(default_factory=list)  # class name per segment
     confidence: list = field(default_factory=list)  # per segment, in [0, 1]
     events: list = field(default_factory=list)  # {"class", "start", "end", "score"}
+    audio_track: dict | None = None  # which audio track was read (data/video_segments.describe_track)
+    audio_gaps: list = field(default_factory=list)  # [start, end] seconds where the file has no sound (silence)
     # Per segment and class (``other`` last): the softmax of 100 x cosine, audio and frame.
     audio_probability: np.ndarray | None = None
     frame_probability: np.ndarray | None = None
@@ -137,7 +144,8 @@ class VideoResult:
 
     def record(self) -> dict:
         return {"path": self.path, "status": self.status, "reason": self.reason, "duration": self.duration,
-                "segments": len(self.labels), "encoded": self.encoded, "events": self.events}
+                "segments": len(self.labels), "encoded": self.encoded, "audio_track": self.audio_track,
+                "audio_gaps": self.audio_gaps, "events": self.events}
 
 
 def events_of(labels: list[str], confidence: list[float], threshold: float, starts: list[int] | None = None
@@ -211,12 +219,17 @@ class Localizer:
         return class_texts(self.cache, self.config, names, self.device)
 
     def key(self, path: Path) -> str:
-        """The file's sha256, hashed again only when its size, time or inode changed."""
+        """The store's key of the file: its sha256 (hashed again only when its size, time or inode
+        changed), with the audio track when ``video.audio_track`` names one. A pipe or a device is
+        not read (hashing it would wait forever): NotAFile."""
         stat = path.stat()
+        if not S_ISREG(stat.st_mode):
+            raise NotAFile(f"{path} is not a regular file (a pipe, socket or device); give the video file itself")
         seen = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
         if seen not in self._keys:
             self._keys[seen] = file_sha256(path)
-        return self._keys[seen]
+        track = self.config.video.audio_track
+        return self._keys[seen] if track is None else f"{self._keys[seen]}-track{track}"
 
     def localize(self, paths, class_names, decoding: Decoder | None = None) -> list[VideoResult]:
         """Every video of ``paths`` (files, or folders searched recursively) against the class
@@ -236,6 +249,8 @@ class Localizer:
         for i in mine:
             try:
                 keys[i] = self.key(videos[i])
+            except NotAFile as err:
+                results[i].status, results[i].reason = "not_a_video", str(err)
             except OSError as err:  # gone, or made unreadable, since it was listed
                 results[i].status = "unreadable"
                 results[i].reason = f"{videos[i]} cannot be read: {type(err).__name__}: {err.strerror or err}"
@@ -310,21 +325,34 @@ class Localizer:
 
     def _encode(self, jobs: dict) -> dict[str, tuple[str, str]]:
         """Encode ``{key: (path, claim)}`` into the store, windows of several videos batched into
-        one encoder call; returns why the videos that could not be encoded failed."""
+        one encoder call; returns why the videos that could not be encoded failed. A decoding worker
+        silent for ``video.worker_timeout`` seconds has its video reported ``timed_out``; the
+        others are decoded again from what was kept of them."""
+        failures: dict[str, tuple[str, str]] = {}
+        done: set[str] = set()
         if not jobs:
-            return {}
-        keys = list(jobs)
-        todo = [(n, jobs[key][0], jobs[key][1].kept_segments()) for n, key in enumerate(keys)]
-        workers = num_workers(self.config.extract.num_workers)
-        loader = DataLoader(Windows(todo, self.backbone), batch_size=None,
-                            num_workers=min(workers, len(todo)), worker_init_fn=decoding_worker)
+            return failures
         self.encoder()  # built before the workers start, not while they decode
-        failures, batch, finishing = {}, [], []
-        limit = self.config.extract.batch_size  # windows per encoder call, as extraction's videos
-        with forking_workers():
-            windows = iter(loader)
-        with tqdm(total=len(todo), unit="video", desc="videos", dynamic_ncols=True) as bar, \
+        with tqdm(total=len(jobs), unit="video", desc="videos", dynamic_ncols=True) as bar, \
                 tqdm(unit="s", desc="seconds encoded", dynamic_ncols=True) as seconds:
+            while True:
+                keys = [key for key in jobs if key not in failures and key not in done]
+                if not keys or not self._encode_round(keys, jobs, failures, done, bar, seconds):
+                    return failures
+
+    def _encode_round(self, keys: list[str], jobs: dict, failures: dict, done: set, bar, seconds) -> bool:
+        """One pass of decoding workers over ``keys``; True when a silent worker cut it short."""
+        todo = [(n, jobs[key][0], jobs[key][1].kept_segments()) for n, key in enumerate(keys)]
+        workers = min(num_workers(self.config.extract.num_workers), len(todo))
+        dataset = Windows(todo, self.backbone, self.config.video.audio_track, workers)
+        timeout = self.config.video.worker_timeout
+        loader = DataLoader(dataset, batch_size=None, num_workers=workers, worker_init_fn=decoding_worker,
+                            timeout=timeout if workers else 0, multiprocessing_context=worker_context() if workers else None)
+        batch, finishing = [], []
+        limit = self.config.extract.batch_size  # windows per encoder call, as extraction's videos
+        windows = iter(loader)
+        silent = []
+        try:
             for window in windows:
                 key = keys[window.video]
                 if window.status not in ("ok", "partial"):
@@ -338,12 +366,21 @@ class Localizer:
                     finishing.append(window)
                 if len(batch) >= limit:
                     self._encode_batch(batch, keys, jobs, failures, seconds)
-                    batch = []
-                    self._finish(finishing, keys, jobs, failures, bar)
-                    finishing = []
-            self._encode_batch(batch, keys, jobs, failures, seconds)
-            self._finish(finishing, keys, jobs, failures, bar)
-        return failures
+                    self._finish(finishing, keys, jobs, failures, done, bar)
+                    batch, finishing = [], []
+        except RuntimeError as err:
+            if "timed out" not in str(err):
+                raise
+            silent = [keys[video] for video in dataset.silent(timeout)]
+        del windows  # ends the workers
+        for key in silent:
+            failures[key] = ("timed_out", f"decoding {jobs[key][0]} stopped answering for {timeout:g} s "
+                                          "(video.worker_timeout); its worker was ended and the other videos went on")
+            jobs[key][1].abandon()
+            bar.update(1)
+        self._encode_batch(batch, keys, jobs, failures, seconds)
+        self._finish(finishing, keys, jobs, failures, done, bar)
+        return bool(silent)
 
     def _encode_batch(self, batch: list[Window], keys, jobs, failures, seconds) -> None:
         """One encoder call for the batch's windows (of any lengths), each kept as a part."""
@@ -369,13 +406,15 @@ class Localizer:
             jobs[key][1].add(audio[part], vision[part], window.starts, window.first)
             seconds.update(len(window.starts))
 
-    def _finish(self, finishing: list[Window], keys, jobs, failures, bar) -> None:
+    def _finish(self, finishing: list[Window], keys, jobs, failures, done: set, bar) -> None:
         """Videos whose last window is encoded become store entries."""
         for window in finishing:
             key = keys[window.video]
             if key not in failures:
                 jobs[key][1].finish({"path": str(jobs[key][0]), "duration": window.duration, "status": window.status,
-                                     "reason": window.reason}, self.encoder().widths)
+                                     "reason": window.reason, "audio_track": window.track,
+                                     "audio_gaps": window.gaps}, self.encoder().widths)
+            done.add(key)
             bar.update(1)
 
     def _label(self, result: VideoResult, stored: StoredVideo, names, text_audio, text_vision,
@@ -383,6 +422,7 @@ class Localizer:
         meta, audio, vision = stored.meta, stored.audio, stored.vision
         result.duration, result.starts = meta["duration"], list(stored.starts)
         result.status, result.reason = meta.get("status", "ok"), meta.get("reason", "")
+        result.audio_track, result.audio_gaps = meta.get("audio_track"), [list(g) for g in meta.get("audio_gaps", [])]
         full = len(audio) // WINDOW * WINDOW
         parts = [(start, min(start + LABEL_BATCH * WINDOW, full)) for start in range(0, full, LABEL_BATCH * WINDOW)]
         parts += [(full, len(audio))] if full < len(audio) else []
