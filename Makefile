@@ -1,19 +1,21 @@
 # Two commands: `make demo` runs the whole pipeline on synthetic data (both baselines, CueRator, a sweep), `make test` the tests
-# (`make app`: the web app on the demo's videos).
+# (`make app`: the web app on the demo's videos). Both install requirements.lock (exact versions and hashes);
+# `make test-latest` runs the tests on the newest versions requirements*.txt admit; `make lock` refreshes the lock.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+LATEST := .venv-latest
 
 DEMO := demo
 
-.PHONY: venv demo app test bench gpu-check clean-venv
+.PHONY: venv demo app test test-latest lock bench gpu-check clean-venv
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-app.txt requirements-dev.txt
+$(VENV)/.installed: requirements.lock
+	rm -rf $(VENV)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -r requirements-dev.txt
+	$(BIN)/python -m pip install --require-hashes -r requirements.lock
 	touch $@
 
 demo: venv
@@ -34,6 +36,20 @@ app: venv
 
 test: venv
 	$(BIN)/python -m pytest
+
+# A fresh venv of the newest releases the ranges admit: a release that breaks the toolkit is a failing
+# check here, named in the list of versions that differ from the lock, before it reaches a user.
+test-latest:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install --upgrade pip
+	$(LATEST)/bin/python -m pip install --upgrade -r requirements-dev.txt
+	$(LATEST)/bin/python tools/compare_lock.py
+	$(LATEST)/bin/python -m pytest
+
+lock: venv
+	$(BIN)/python -m uv pip compile requirements-dev.txt --universal --python-version 3.11 --generate-hashes \
+		--constraint requirements-lock-constraints.txt --custom-compile-command "make lock" -o requirements.lock
 
 bench: venv
 	$(BIN)/python tools/bench_metrics.py

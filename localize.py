@@ -15,7 +15,6 @@ under runs/localize/). Exit status 0 when every video was localized, 1 when some
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from data.annotations import AnnotationIndex
 from data.embedding_store import STORE_DIR
 from models import strategies
 from models.families import family
-from pipeline.localize import Localizer, UsageError, class_list, find_videos
+from pipeline.localize import Localizer, UsageError, class_list, find_videos, parse_class_text
 from pipeline.localize_outputs import write_outputs
 from pipeline.outputs import RunWriter
 
@@ -38,7 +37,7 @@ def class_names(args, config) -> list[str]:
     if sum(given) != 1:
         raise UsageError("give the class names one way: --classes \"a,b\", --classes-file F or --benchmark-classes")
     if args.classes:  # a name holding a comma is quoted: --classes '"hello, world",dog'
-        return next(csv.reader([args.classes], skipinitialspace=True))
+        return parse_class_text(args.classes)
     if args.classes_file:
         return read_class_file(Path(args.classes_file))
     return list(AnnotationIndex.load(config.data.meta_csv, config.data.label_json).all_vocabulary.names[:-1])

@@ -76,10 +76,30 @@ def cached_videos(cache: FeatureCache, videos: VideoSet):
     return features, rows[~excluded], videos.select(~excluded), videos.select(excluded)
 
 
+def identical_rows(table: np.ndarray) -> np.ndarray:
+    """Pairs ``(i, j)``, i < j, of rows equal up to float32 rounding (squared distance over the
+    squared norm below 1e-10), from one ``[K, K]`` product."""
+    rows = table.astype(np.float64)
+    norms = (rows ** 2).sum(axis=1)
+    distance = norms[:, None] + norms[None] - 2 * rows @ rows.T
+    return np.argwhere(np.triu(distance <= 1e-10 * np.maximum(norms[:, None], 1e-30), k=1))
+
+
 def class_texts(cache: FeatureCache, config: Config, names, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """The class names' cached text embeddings as scored against the audio and the frames."""
-    return tuple(torch.from_numpy(cache.text(names, config.encoder.template(m), m)).to(device)
-                 for m in ("audio", "vision"))
+    """The class names' cached text embeddings as scored against the audio and the frames. Two
+    names with one embedding (a text encoder keeps a fixed number of tokens, so names that differ
+    only after it are one) are refused: one of them could never be chosen."""
+    texts = []
+    for modality in ("audio", "vision"):
+        table = cache.text(names, config.encoder.template(modality), modality)
+        same = identical_rows(table)
+        if len(same):
+            first, second = (names[k] for k in same[0])
+            raise UserError(f"class names {first!r} and {second!r} get the same {modality} text embedding: the text "
+                            "encoder keeps only the start of a long text, and they differ only after it. Make them "
+                            "differ in their first words")
+        texts.append(torch.from_numpy(table).to(device))
+    return tuple(texts)
 
 
 def decoder_similarities(decoder: Decoder, features, rows, texts, block_videos: int) -> tuple:

@@ -6,7 +6,9 @@ Accepted files (one entry per video of the split):
   by ``|``; background is ``other``) or ``predicted_class`` + ``predicted_events`` (ten 0/1
   characters). Where ``predicted_events`` is filled, the row is scored with the published
   training-free rule (see ``models.decoders.training_free_prediction``); a predictions.csv
-  written by this toolkit is therefore scored to the same numbers.
+  written by this toolkit is therefore scored to the same numbers. A row that fills all three
+  must agree (the rule's labels are ``predicted_segments``): a file edited in one column only is
+  refused, never scored by the column left as it was.
 - JSON object ``{vid_name: [ten class names]}``, or ``{vid_name: {"predicted_segments": [...]}}``
   or ``{vid_name: {"predicted_class": name, "predicted_events": [ten 0/1]}}``.
 """
@@ -49,8 +51,11 @@ def _entry(record: dict, where: str) -> dict:
     if record.get("predicted_events") not in (None, ""):
         if not record.get("predicted_class"):
             raise PredictionError(f"{where}: predicted_events needs predicted_class too")
-        return {"class": str(record["predicted_class"]).strip(), "events": _events(record["predicted_events"], where),
-                "where": where}
+        entry = {"class": str(record["predicted_class"]).strip(), "events": _events(record["predicted_events"], where),
+                 "where": where}
+        if record.get("predicted_segments") not in (None, ""):
+            entry["segments"] = _segments(record["predicted_segments"], where)
+        return entry
     if record.get("predicted_segments") in (None, ""):
         raise PredictionError(f"{where}: needs predicted_segments, or predicted_class with predicted_events")
     return {"segments": _segments(record["predicted_segments"], where), "where": where}
@@ -131,4 +136,10 @@ def decode_predictions(predictions: dict, videos: VideoSet, allow_missing: bool,
     if classes:
         published = training_free_prediction(classes, np.array(events, dtype=bool), len(vocabulary))
         labels[rule], matrix[rule] = published.segment_labels, published.pred_matrix
+        for entry, implied in zip((e for e in entries if "events" in e), published.segment_labels):
+            if "segments" in entry and [index_of(name, entry) for name in entry["segments"]] != implied.tolist():
+                shown = "|".join(vocabulary.names[k] for k in implied)
+                raise PredictionError(f"{entry['where']}: predicted_segments ({'|'.join(entry['segments'])}) disagrees "
+                                      f"with predicted_class + predicted_events, which give {shown}; make the columns "
+                                      "agree, or empty predicted_events to score predicted_segments")
     return Decoded(labels, matrix), scored, missing

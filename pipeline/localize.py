@@ -30,6 +30,7 @@ pipeline/localize_outputs.py.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 from stat import S_ISREG
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ from pipeline.extraction import missing_text, prepare_cache, write_missing_text
 
 LABEL_BATCH = 256  # windows labelled per model call: bounds memory for hours of video
 LOGIT_SCALE = 100.0  # temperature of the confidence softmax (CLIP's logit scale)
+SCORE_DIGITS = 4  # an event's score as written; the threshold compares that value
 
 
 class UsageError(UserError):
@@ -94,6 +96,14 @@ def class_list(names) -> list[str]:
     if duplicates:
         raise UsageError(f"duplicate class name(s): {', '.join(duplicates)} (case and spacing do not count)")
     return names
+
+
+def parse_class_text(text: str) -> list[str]:
+    """Class names from comma- or line-separated text, the command line's and the web app's alike:
+    a name holding a comma is quoted (``"hello, world", dog``); empty pieces (a trailing comma) are
+    dropped."""
+    rows = csv.reader((text or "").splitlines(), skipinitialspace=True)
+    return [piece.strip() for row in rows for piece in row if piece.strip()]
 
 
 def find_videos(paths) -> list[Path]:
@@ -157,10 +167,10 @@ def events_of(labels: list[str], confidence: list[float], threshold: float, star
     for t in range(1, len(labels) + 1):
         if t == len(labels) or labels[t] != labels[first] or starts[t] != starts[t - 1] + 1:
             if labels[first] != OTHER:
-                score = float(np.mean(confidence[first:t]))
+                score = round(float(np.mean(confidence[first:t])), SCORE_DIGITS)  # compared as shown
                 if score >= threshold:
                     events.append({"class": labels[first], "start": float(starts[first]),
-                                   "end": float(starts[t - 1] + 1), "score": round(score, 4)})
+                                   "end": float(starts[t - 1] + 1), "score": score})
             first = t
     return events
 

@@ -8,44 +8,69 @@ import io
 from pathlib import Path
 
 from common.files import atomic_write, atomic_write_json
-from pipeline.localize import VideoResult
+from pipeline.localize import SCORE_DIGITS, VideoResult
 
 MESSAGES = {"what": "the localization's outputs", "way_out": "give another --output"}
+NAME_BYTES = 255  # the longest file name most file systems take
 
 
 def write_outputs(folder: Path, results: list[VideoResult], classes: list[str], method: str, encoder: str,
                   threshold: float = 0.0, plots: bool = True) -> list[str]:
-    """segments.csv, one timeline PNG per video and, last, events.json (each file written whole,
-    then renamed: a full disk never leaves a truncated one); returns the summary lines."""
+    """events.json and segments.csv first (each written whole, then renamed: a full disk never
+    leaves a truncated one), then one timeline PNG per video, each on its own: a timeline that
+    cannot be saved is a line of the summary, never the loss of the others. Returns the summary
+    lines."""
     folder = Path(folder)
+    atomic_write_json(folder / "events.json", {"classes": classes, "method": method, "encoder": encoder,
+                                               "threshold": threshold, "videos": [r.record() for r in results]},
+                      **MESSAGES)
     table = io.StringIO(newline="")
     writer = csv.writer(table)
     writer.writerow(["path", "segment", "start", "end", "label", "score"])
     for r in results:
-        writer.writerows([r.path, i, start, start + 1, label, round(score, 4)]
+        writer.writerows([r.path, i, start, start + 1, label, round(score, SCORE_DIGITS)]
                          for i, (start, label, score) in enumerate(zip(r.starts, r.labels, r.confidence)))
     atomic_write(folder / "segments.csv", lambda f: f.write(table.getvalue().encode()), **MESSAGES)
-    if plots:
-        from pipeline.plots import localization_figure, plt
-
-        (folder / "timelines").mkdir(exist_ok=True)
-        for i, r in enumerate(results):
-            if r.localized and r.labels:
-                fig = localization_figure(r.starts, r.labels, r.confidence, classes, Path(r.path).name)
-                fig.savefig(folder / "timelines" / f"{i:04d}_{Path(r.path).stem}.png", dpi=110)
-                plt.close(fig)
-    atomic_write_json(folder / "events.json", {"classes": classes, "method": method, "encoder": encoder,
-                                               "threshold": threshold, "videos": [r.record() for r in results]},
-                      **MESSAGES)
+    unsaved = write_timelines(folder / "timelines", results, classes) if plots else {}
     lines = []
     for r in results:
+        if r.path in unsaved:
+            lines.append(f"{r.path}: its timeline was not saved ({unsaved[r.path]})")
         if not r.localized:
             lines.append(f"{r.path}: {r.status} ({r.reason})")
             continue
         lines.append(f"{r.path}: {len(r.labels)} s, {len(r.events)} event(s)"
                      + (f"; {r.status} ({r.reason})" if r.status != "ok" else ""))
-        lines += [f"  {clock(e['start'])}-{clock(e['end'])}  {e['class']}  {e['score']:.2f}" for e in r.events]
+        lines += [f"  {clock(e['start'])}-{clock(e['end'])}  {e['class']}  {e['score']:.{SCORE_DIGITS}f}"
+                  for e in r.events]
     return lines
+
+
+def write_timelines(folder: Path, results: list[VideoResult], classes: list[str]) -> dict[str, str]:
+    """One PNG per localized video, named ``<n>_<file stem>.png`` (the stem cut to fit a file
+    name); returns why those that could not be saved were not."""
+    from pipeline.plots import localization_figure, plt
+
+    unsaved = {}
+    for i, r in enumerate(results):
+        if not (r.localized and r.labels):
+            continue
+        fig = localization_figure(r.starts, r.labels, r.confidence, classes, Path(r.path).name)
+        try:
+            folder.mkdir(exist_ok=True)
+            fig.savefig(folder / timeline_name(i, Path(r.path).stem), dpi=110)
+        except OSError as err:
+            unsaved[r.path] = f"{type(err).__name__}: {err.strerror or err}"
+        finally:
+            plt.close(fig)
+    return unsaved
+
+
+def timeline_name(index: int, stem: str, limit: int = NAME_BYTES) -> str:
+    """``0003_<stem>.png`` within ``limit`` bytes of UTF-8, the stem cut on a character."""
+    head, tail = f"{index:04d}_", ".png"
+    room = limit - len(head.encode()) - len(tail.encode())
+    return head + stem.encode()[:room].decode(errors="ignore") + tail
 
 
 def clock(seconds: float) -> str:

@@ -25,7 +25,7 @@ import yaml
 
 from common.config import to_dict
 from common.errors import UserError
-from common.locking import FolderBusy, FolderLock
+from common.locking import LOCK_FILE, FolderBusy, FolderLock
 from common.runinfo import code_version, library_versions
 from data.annotations import SUBSETS
 from common.files import atomic_write_json, writing
@@ -111,6 +111,18 @@ def prediction_rows(evaluation: Evaluation):
         yield dict(zip(PREDICTION_COLUMNS, values))
 
 
+def refuse_foreign(folder: Path, key: str) -> None:
+    """A folder the user names must be new, empty or one of this toolkit's (it holds the ``.lock``
+    every run leaves): a folder of the user's own files is never written into."""
+    if not folder.is_dir() or (folder / LOCK_FILE).exists():
+        return
+    entries = sorted(p.name for p in folder.iterdir())
+    if entries:
+        shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        raise UserError(f"{folder} ({key}) already holds files that no run of this toolkit wrote ({shown}); its "
+                        f"outputs would replace files of the same names. Give a new or empty folder as {key}")
+
+
 class RunWriter:
     """Owns a run folder (a lock: no second process can write into it) and writes into it;
     ``log()`` also copies stdout to log.txt. Use as a context manager: leaving it releases
@@ -122,8 +134,9 @@ class RunWriter:
         self.started = time.time()
 
     @classmethod
-    def for_training(cls, folder) -> "RunWriter":
+    def for_training(cls, folder, key: str = "output.name") -> "RunWriter":
         """The training run's folder; resuming or refusing an existing run is the trainer's call."""
+        refuse_foreign(Path(folder), key)
         return cls(FolderLock(folder, "training run", "set output.name to start another run").acquire())
 
     @classmethod
@@ -135,6 +148,7 @@ class RunWriter:
         another's results."""
         root = Path(root)
         if name:
+            refuse_foreign(root / name, key)
             with writing(root / name, "the output folder", f"give another {key}"):
                 lock = FolderLock(root / name, "evaluation", f"set {key} to another folder").acquire()
             if (lock.folder / results_file).exists():

@@ -22,7 +22,8 @@ from models.temporal import LAYOUT, TemporalModel, TemporalSettings  # noqa: E40
 from pipeline.localize import Localizer  # noqa: E402
 from stand_in import SCRIPT, write_scene  # noqa: E402
 from webapp import page  # noqa: E402
-from webapp.explorer import Explorer, parse_words  # noqa: E402
+from pipeline.localize import parse_class_text  # noqa: E402
+from webapp.explorer import Explorer  # noqa: E402
 from webapp.page import NO_WORDS, Handlers  # noqa: E402
 
 
@@ -124,8 +125,9 @@ def test_word_mistakes_are_one_line_in_the_page(handlers, words, message):
 
 
 def test_words_are_split_on_commas_and_lines():
-    assert parse_words("dog barking, car horn,\nlawn mower\n\n , siren") == [
+    assert parse_class_text("dog barking, car horn,\nlawn mower\n\n , siren") == [
         "dog barking", "car horn", "lawn mower", "siren"]
+    assert parse_class_text('"hello, world", dog') == ["hello, world", "dog"]  # as localize.py --classes reads it
 
 
 def test_the_benchmark_classes_come_from_the_configured_files(stand_in, shared):
@@ -133,7 +135,7 @@ def test_the_benchmark_classes_come_from_the_configured_files(stand_in, shared):
     explorer = Explorer(Localizer(stand_in), benchmark_files=(bench / "ovave_dataset_meta.csv",
                                                               bench / "released_ovavel_dataset_anno.json"))
     words, status = Handlers(explorer).benchmark_words("")
-    assert len(parse_words(words)) == 67 and status == ""
+    assert len(parse_class_text(words)) == 67 and status == ""
     missing = Explorer(Localizer(stand_in), benchmark_files=("nowhere.csv", "nowhere.json"))
     words, status = Handlers(missing).benchmark_words("kept")
     assert words == "kept" and status.startswith("**Error:**") and "nowhere.csv" in status

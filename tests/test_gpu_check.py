@@ -12,8 +12,7 @@ def test_the_gpu_check_runs_through_on_the_cpu(tmp_path):
     """The prepared GPU check, run on the CPU with the tiny encoder: every step works end to end
     (on a GPU the same script measures the real thing)."""
     result = subprocess.run([sys.executable, str(REPO / "tools" / "gpu_check.py"), "--output", str(tmp_path),
-                             "--device", "cpu", "--size", "tiny", "--batch", "2", "--extract-size", "tiny",
-                             "--families-tiny"],
+                             "--device", "cpu", "--size", "tiny", "--batch", "2", "--extract-size", "tiny"],
                             cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     summary = (tmp_path / "summary.md").read_text()
@@ -22,6 +21,13 @@ def test_the_gpu_check_runs_through_on_the_cpu(tmp_path):
     difference = float(summary.split("largest difference between the caches: ")[1].split()[0])
     assert difference < 1e-5
     assert "all checks passed" in summary
+
+
+def test_a_step_past_its_time_limit_is_a_line_of_the_summary(tmp_path):
+    from tools import gpu_check
+
+    status, _ = gpu_check._run([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path / "slow.log", 1)
+    assert gpu_check._said(status) == "timed out after 1 s"
 
 
 def test_fraction_of_peak_uses_the_datasheet_peak_of_the_gpu():

@@ -102,7 +102,7 @@ def test_bad_videos_are_listed_and_the_others_still_localized(stand_in, tmp_path
 
 @pytest.mark.parametrize("argv, message", [
     (["x"], "give the class names one way"),
-    (["x", "--classes", "a,,b"], "an empty class name"),
+    (["x", "--classes", " , "], "no class names given"),
     (["x", "--classes", "a,b,a"], "duplicate class name"),
     (["x", "--classes", "a,other"], "'other' is the background class"),
     (["nowhere.mp4", "--classes", "a"], "no such file or folder: nowhere.mp4"),

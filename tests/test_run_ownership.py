@@ -89,3 +89,23 @@ def test_evaluations_never_replace_each_others_results(synthetic_bench, tmp_path
         score_predictions.main(["--predictions", str(runs / run / "predictions.csv"), *base])
     assert (runs / "v0_training_free_v01_test_predictions_scores" / "results.json").is_file()
     assert (runs / "v0_training_free_v01_test_2_predictions_scores" / "results.json").is_file()
+
+
+def test_a_folder_of_the_users_own_files_is_never_written_into(synthetic_bench, tmp_path):
+    mine = tmp_path / "runs" / "my_notes"
+    mine.mkdir(parents=True)
+    (mine / "config.yaml").write_text("my own settings\n")
+    (mine / "predictions.csv").write_text("my own table\n")
+    overrides = synthetic_overrides(synthetic_bench, tmp_path / "cache", f"output.root={tmp_path / 'runs'}",
+                                    "output.name=my_notes")
+    with pytest.raises(UserError, match=r"my_notes \(output.name\) already holds files that no run of this toolkit "
+                                        r"wrote \(config.yaml, predictions.csv\).*Give a new or empty folder"):
+        eval_zero_shot.main(overrides)
+    assert (mine / "config.yaml").read_text() == "my own settings\n" and sorted(p.name for p in mine.iterdir()) == [
+        "config.yaml", "predictions.csv"]  # untouched, no lock left in it
+    with pytest.raises(UserError, match="my_notes"):
+        train.main(overrides)
+    empty = tmp_path / "runs" / "empty"
+    empty.mkdir()
+    eval_zero_shot.main([*overrides[:-1], "output.name=empty"])  # an empty folder is fine, and then it is ours
+    assert (empty / "results.json").is_file()

@@ -95,3 +95,21 @@ def test_bad_prediction_files(evaluated, tmp_path):
     assert scored["missing_videos"] == [rows[0]["vid_name"]]
     with pytest.raises(PredictionError, match="needs a vid_name column"):
         _score(tmp_path, _write(tmp_path / "nohead.csv", rows, ("predicted_segments",)), overrides=overrides)
+
+
+def test_a_file_edited_in_one_column_only_is_refused_not_scored_by_the_other(evaluated, tmp_path):
+    overrides, predictions, _ = evaluated
+    rows = _rows(predictions)
+    edited = next(i for i, row in enumerate(rows) if row["true_class"] != "other")
+    perfect = "|".join(rows[edited]["true_class"] if on == "1" else "other" for on in rows[edited]["true_segments"])
+    assert perfect != rows[edited]["predicted_segments"]
+    rows[edited]["predicted_segments"] = perfect  # a perfect fix, made in one column
+    _write(tmp_path / "edited.csv", rows, tuple(rows[0]))
+    with pytest.raises(PredictionError, match=rf"line {edited + 2} .*predicted_segments .* disagrees with "
+                                              "predicted_class \\+ predicted_events"):
+        _score(tmp_path, tmp_path / "edited.csv", overrides=overrides)
+    for row in rows:
+        row["predicted_events"] = ""  # the way out the message gives: predicted_segments is scored
+    _write(tmp_path / "segments_only.csv", rows, tuple(rows[0]))
+    scored, _ = _score(tmp_path, tmp_path / "segments_only.csv", overrides=overrides)
+    assert scored["videos"]["total"] == len(rows)

@@ -5,7 +5,11 @@ torchrun processes sharing this one GPU compared with one process, and the test 
 GPU-marked tests; then a summary to quote.
 
     make gpu-check                                   # = python tools/gpu_check.py
-    python tools/gpu_check.py --device cpu --size tiny --batch 2 --extract-size tiny --families-tiny  # a dry run
+    python tools/gpu_check.py --device cpu --size tiny --batch 2 --extract-size tiny  # a dry run
+
+--size sizes every step: the released sizes (huge, the default) measure the real thing; any other
+size runs the families benchmark at each family's tiny size too. A step that fails or runs past
+its time limit is a line of the summary, and the others still run.
 
 Everything goes to --output (default runs/gpu_check): summary.md, encoders.json, the logs.
 """
@@ -30,16 +34,25 @@ from data.feature_cache import FeatureCache  # noqa: E402
 from data.synthetic import SyntheticSpec, make_synthetic_benchmark  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
+RELEASED_SIZE = "huge"
 SPLITS = ("train", "val", "test")
 DRAWS = 2  # stochastic audio draws of the train split, compared too
 
 
-def _run(command: list[str], log: Path, timeout: int) -> tuple[int, float]:
-    """Run ``command`` from the repository root, output to ``log``; (exit status, seconds)."""
+def _run(command: list[str], log: Path, timeout: int) -> tuple[int | str, float]:
+    """Run ``command`` from the repository root, output to ``log``; (exit status, or
+    ``"timed out after N s"``, and seconds)."""
     start = time.perf_counter()
     with open(log, "w") as handle:
-        done = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout)
+        try:
+            done = subprocess.run(command, cwd=REPO, stdout=handle, stderr=subprocess.STDOUT, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return f"timed out after {timeout} s", time.perf_counter() - start
     return done.returncode, time.perf_counter() - start
+
+
+def _said(status) -> str:
+    return f"exit {status}" if isinstance(status, int) else status
 
 
 def _extraction_command(bench: dict, cache: Path, device: str, torchrun: bool, size: str) -> list[str]:
@@ -75,8 +88,6 @@ def main(argv=None) -> None:
     parser.add_argument("--batch", type=int, default=32, help="videos per benchmark batch (x 10 segments)")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "tf32", "bf16"])
     parser.add_argument("--extract-size", default="small", help="encoder size of the 1-vs-2-process extraction")
-    parser.add_argument("--families-tiny", action="store_true",
-                        help="the families benchmark at each family's tiny size (a dry run)")
     args = parser.parse_args(argv)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,16 +105,16 @@ def main(argv=None) -> None:
             lines.append(f"| {precision} | {f['frames_per_s']:.1f} | {f['clips_per_s']:.1f} | "
                          f"{f['segments_per_s'] / 10:.2f} | {f['tflops']:.1f} | {peak} |")
     else:
-        failures.append(f"encoder benchmark failed (exit {status}); see {out / 'encoders.log'}")
+        failures.append(f"encoder benchmark failed ({_said(status)}); see {out / 'encoders.log'}")
 
     status, _ = _run([sys.executable, str(REPO / "tools" / "bench_families.py"), "--device", args.device]
-                     + (["--tiny"] if args.families_tiny else []), out / "families.log", 600)
+                     + (["--tiny"] if args.size != RELEASED_SIZE else []), out / "families.log", 600)
     lines += ["", "## Backbone families (random weights): segments per second and FLOPs", ""]
     if status == 0:
         lines += ["    " + line for line in (out / "families.log").read_text().splitlines()
                   if "segments/s" in line or "encoding rate" in line or line.startswith("device")]
     else:
-        failures.append(f"families benchmark failed (exit {status}); see {out / 'families.log'}")
+        failures.append(f"families benchmark failed ({_said(status)}); see {out / 'families.log'}")
 
     bench = make_synthetic_benchmark(out / "synthetic", SyntheticSpec(train_per_class=4, test_per_class=2))
     single, shared = out / "cache_one_process", out / "cache_two_processes"
@@ -122,17 +133,14 @@ def main(argv=None) -> None:
         if difference > 1e-5:
             failures.append(f"the two caches differ by {difference:.3g}")
     else:
-        failures.append(f"extraction failed (one process: exit {one}, two: exit {two}); see the logs in {out}")
+        failures.append(f"extraction failed (one process: {_said(one)}, two: {_said(two)}); see the logs in {out}")
 
-    done = subprocess.run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", "-n", "0", "-p",
-                           "no:cacheprovider",
-                           "tests/test_gpu.py"],
-                          cwd=REPO, capture_output=True, text=True, timeout=240)
-    (out / "gpu_tests.log").write_text(done.stdout + done.stderr)
-    summary_line = (done.stdout.strip().splitlines() or ["(no output)"])[-1]
+    status, _ = _run([sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-rs", "-n", "0", "-p", "no:cacheprovider",
+                      "tests/test_gpu.py"], out / "gpu_tests.log", 240)
+    summary_line = ((out / "gpu_tests.log").read_text().strip().splitlines() or ["(no output)"])[-1]
     lines += ["", "## GPU-marked tests", "", summary_line]
-    if done.returncode not in (0, 5):
-        failures.append(f"GPU tests failed; see {out / 'gpu_tests.log'}")
+    if status not in (0, 5):
+        failures.append(f"GPU tests failed ({_said(status)}); see {out / 'gpu_tests.log'}")
 
     lines += ["", "## Result", ""] + ([f"- FAILED: {f}" for f in failures] or ["all checks passed"])
     (out / "summary.md").write_text("\n".join(lines) + "\n")

@@ -13,14 +13,9 @@ from data.annotations import OTHER, AnnotationIndex
 from data.raw_videos import VIDEO_SUFFIXES
 from models import strategies
 from models.strategies import Decoder
-from pipeline.localize import Localizer, UsageError, VideoResult, find_videos
+from pipeline.localize import Localizer, UsageError, VideoResult, find_videos, parse_class_text
 
 MB = 10 ** 6
-
-
-def parse_words(text: str) -> list[str]:
-    """Class names from comma- or line-separated text; empty pieces (a trailing comma) are dropped."""
-    return [piece.strip() for line in (text or "").splitlines() for piece in line.split(",") if piece.strip()]
 
 
 @dataclass
@@ -107,7 +102,7 @@ class Explorer:
     def ask(self, video: Path, words: str, method: str) -> Answer:
         if method not in self.decodings:
             raise UsageError(f"unknown decoding {method!r}; choose one of {', '.join(self.decodings)}")
-        names = parse_words(words)
+        names = parse_class_text(words)
         asked = time.perf_counter()
         with self._busy:
             waited = time.perf_counter() - asked

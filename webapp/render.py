@@ -10,6 +10,7 @@ from html import escape
 import numpy as np
 
 from data.annotations import OTHER
+from pipeline.localize import SCORE_DIGITS
 from pipeline.localize_outputs import clock
 from webapp.explorer import Answer
 
@@ -93,7 +94,7 @@ def events_html(answer: Answer) -> str:
         return '<div class="ovl-empty">No events.</div>'
     rows = "".join(f'<tr class="ovl-event" data-seek="{e["start"]:g}"><td style="color:{colour(answer, e["class"])}">'
                    f'{escape(e["class"])}</td><td>{clock(e["start"])}–{clock(e["end"])}</td>'
-                   f'<td>{e["end"] - e["start"]:g} s</td><td>{e["score"]:.2f}</td></tr>' for e in events)
+                   f'<td>{e["end"] - e["start"]:g} s</td><td>{e["score"]:.{SCORE_DIGITS}f}</td></tr>' for e in events)
     return ('<table class="ovl-events"><thead><tr><th>event (click to play)</th><th>time</th><th>length</th>'
             f'<th>score</th></tr></thead><tbody>{rows}</tbody></table>')
 
