@@ -63,9 +63,13 @@ def load_config(args: argparse.Namespace, extra_overrides=()) -> Config:
 
 
 def run(main) -> None:
-    """Run ``main()``; a user's mistake prints one message instead of a traceback."""
+    """Run ``main()``; a user's mistake prints one message instead of a traceback, and so does
+    Ctrl-C (exit status 130; what was finished is kept, and every entry point resumes when run again)."""
     try:
         main()
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("\ninterrupted: what was finished is kept; run the same command again to continue", file=sys.stderr)
+        sys.exit(130)

@@ -4,6 +4,8 @@ prepared for a family's encoder in a decoding worker: memory does not grow with 
 from __future__ import annotations
 
 import multiprocessing
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -111,10 +113,24 @@ def _window(video: int, backbone, segments, last: bool, first: int) -> Window:
 def worker_context():
     """How decoding workers start: from a clean server process (``forkserver``), never as a fork of
     a parent that holds FFmpeg objects, whose scaler, filter and codec threads do not exist in the
-    child (freeing such an object there waits on them forever)."""
+    child (freeing such an object there waits on them forever). The server is started, and waited
+    for, with Ctrl-C ignored, which it and its workers inherit: the process that started them
+    handles Ctrl-C and ends them (one pressed during those first seconds is not seen)."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["data.video_windows"])
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            probe = context.Process(target=_ready)
+            probe.start()
+            probe.join()
+        finally:
+            signal.signal(signal.SIGINT, previous)
     return context
+
+
+def _ready() -> None:
+    """What the probe process runs: nothing (it shows the server is ready)."""
 
 
 class Windows(IterableDataset):

@@ -39,11 +39,12 @@ def _prepare(source, wav, frames, track):
     return prepare_video(source, wav, frames, track)
 
 
-def prepare_all(jobs: list, workers: int, track, timeout: float) -> list[Outcome]:
-    """Every job's outcome, decoded by ``workers`` processes; a worker silent for ``timeout``
-    seconds is ended and its video reported ``timed_out``."""
-    with ProcessPool(max_workers=workers, initializer=die_with_parent, context=worker_context()) as pool:
-        futures = [pool.schedule(_prepare, args=(*job, track), timeout=timeout) for job in jobs]
+def prepare_all(jobs: list, workers: int, track, timeout: float, work=_prepare) -> list[Outcome]:
+    """Every job's outcome (``work`` does one), decoded by ``workers`` processes; a worker silent
+    for ``timeout`` seconds is ended and its video reported ``timed_out``."""
+    pool = ProcessPool(max_workers=workers, initializer=die_with_parent, context=worker_context())
+    try:
+        futures = [pool.schedule(work, args=(*job, track), timeout=timeout) for job in jobs]
         outcomes = []
         for (source, _, frames), future in tqdm(zip(jobs, futures), total=len(jobs), unit="video", desc="prepare"):
             try:
@@ -52,7 +53,11 @@ def prepare_all(jobs: list, workers: int, track, timeout: float) -> list[Outcome
                 outcomes.append(Outcome(frames.name, "timed_out", f"decoding {source} stopped answering for "
                                                                   f"{timeout:g} s (video.worker_timeout); its worker "
                                                                   "was ended"))
-    return outcomes
+        pool.close()
+        return outcomes
+    finally:
+        pool.stop()  # at once on Ctrl-C or an error: the videos not reached are prepared when run again
+        pool.join()
 
 
 def main(argv=None) -> None:

@@ -1,5 +1,6 @@
 import csv
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 import soundfile
 from PIL import Image
 
+from common.errors import UserError
 from conftest import REPO
 from data import preprocess
 from data.raw_videos import FRAME_TIMES, SAMPLE_RATE, prepare_video
@@ -162,3 +164,55 @@ def test_killing_the_tool_ends_its_workers(tmp_path):
     while any(_alive(pid) for pid in workers) and time.time() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers)
+
+
+def stuck_on_the_second(source, wav, frames, track):
+    """A job that hangs on video b, as a decoder blocked in FFmpeg would."""
+    if frames.name == "b":
+        time.sleep(3600)
+    return prepare_video(source, wav, frames, track)
+
+
+def test_a_worker_that_stops_answering_is_named_and_the_others_are_prepared(tmp_path):
+    for name in "abc":
+        encode_video(tmp_path / f"{name}.mp4", 10.2)
+    jobs = [(tmp_path / f"{name}.mp4", tmp_path / "o" / f"{name}.wav", tmp_path / "o" / name) for name in "abc"]
+    start = time.monotonic()
+    outcomes = prepare_videos.prepare_all(jobs, 2, None, 5, work=stuck_on_the_second)
+    assert time.monotonic() - start < 60
+    assert [(o.vid_name, o.status) for o in outcomes] == [("a", "ok"), ("b", "timed_out"), ("c", "ok")]
+    assert "b.mp4 stopped answering for 5 s (video.worker_timeout)" in outcomes[1].detail
+
+
+def test_splits_without_rows_are_refused(tmp_path):
+    meta, labels = tmp_path / "meta.csv", tmp_path / "labels.json"
+    meta.write_text("split,cls_name,cls_type,vid_name\ntest,dog barking,close,v\n")
+    labels.write_text(json.dumps({"v": {"category": "dog barking", "label": str([1] * 10)}}))
+    (tmp_path / "raw").mkdir()
+    with pytest.raises(UserError, match=r"has no rows of split train \(--splits\); its splits: test"):
+        prepare_videos.main(["--videos", str(tmp_path / "raw"), "--splits", "train", f"data.meta_csv={meta}",
+                             f"data.label_json={labels}", f"data.media_root={tmp_path / 'media'}"])
+    assert not (tmp_path / "media").exists()
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_a_terminal_ends_the_workers_with_one_line(tmp_path):
+    rows = [("test", "dog barking", "close", f"v{i:02d}") for i in range(40)]
+    for _, _, _, vid in rows:
+        encode_video(tmp_path / "raw" / f"{vid}.mp4", 10.2)
+    meta, labels = tmp_path / "meta.csv", tmp_path / "labels.json"
+    with open(meta, "w", newline="") as handle:
+        csv.writer(handle).writerows([("split", "cls_name", "cls_type", "vid_name"), *rows])
+    labels.write_text(json.dumps({vid: {"category": cls, "label": str([1] * 10)} for _, cls, _, vid in rows}))
+    argv = [sys.executable, str(REPO / "tools" / "prepare_videos.py"), "--videos", str(tmp_path / "raw"), "--workers",
+            "2", f"data.meta_csv={meta}", f"data.label_json={labels}", f"data.media_root={tmp_path / 'media'}"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while len(list((tmp_path / "media").rglob("*.wav"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in err and "Traceback" not in err, err[-3000:]
+    again = subprocess.run(argv, capture_output=True, text=True, timeout=300)  # resumes: the rest is prepared
+    assert again.returncode == 0 and "ok:" in again.stdout and "done_before:" in again.stdout, again.stderr[-2000:]
