@@ -44,6 +44,8 @@ T_SEGMENTS = "tests/data/test_video_segments.py"
 T_CUERATOR = "tests/models/test_cuerator.py"
 T_CUERATOR_RUNS = "tests/test_cuerator_runs.py"
 T_LANGUAGEBIND = "tests/models/test_languagebind.py"
+T_FILES = "tests/data/test_real_files.py"
+T_LOCALIZE_FILES = "tests/test_localize_files.py"
 
 MUTANTS = (
     # model selection
@@ -113,6 +115,34 @@ MUTANTS = (
            (f"{T_SEGMENTS}::test_a_late_sound_is_paired_with_its_own_seconds",)),
     Mutant("clock-from-zero", "data/video_segments.py", "self.zero = min(starts) if starts else 0.0",
            "self.zero = 0.0", (f"{T_SEGMENTS}::test_streams_that_both_start_late_lose_nothing",)),
+    Mutant("side-data-iterated-as-items", "data/video_segments.py",
+           "item = frame.side_data.get(SideDataType.DISPLAYMATRIX)",
+           "item = next((i for i in frame.side_data if i.type == SideDataType.DISPLAYMATRIX), None)",
+           (f"{T_FILES}::test_frames_with_side_data_are_read",)),
+    Mutant("sound-after-a-gap-appended", "data/video_segments.py",
+           "if abs(time - self.expected) > AUDIO_JITTER:", "if False:",
+           (f"{T_FILES}::test_sound_after_a_dropout_keeps_its_own_time",)),
+    Mutant("first-audio-track-always", "data/video_segments.py",
+           "return next((t for t in tracks if t.disposition & Disposition.default), tracks[0])", "return tracks[0]",
+           (f"{T_FILES}::test_the_default_audio_track_is_read_unless_another_is_named",)),
+    Mutant("clock-restart-ignored", "data/video_segments.py",
+           "return time < previous - RESTART_BACK or", "return False and",
+           (f"{T_FILES}::test_recordings_joined_into_one_file_play_on",)),
+    Mutant("stored-pixel-size", "data/video_segments.py",
+           "width, height = display_size(frame.width, frame.height, self.pixel_aspect)",
+           "width, height = frame.width, frame.height",
+           (f"{T_FILES}::test_non_square_pixels_are_shown_at_the_display_aspect",)),
+    Mutant("silent-worker-never-named", "pipeline/localize.py",
+           "silent = [keys[video] for video in dataset.silent(timeout)]", "raise",
+           (f"{T_LOCALIZE_FILES}::test_a_worker_that_stops_answering_is_named_and_the_others_go_on",)),
+    Mutant("users-folder-written-into", "pipeline/outputs.py",
+           "if not folder.is_dir() or (folder / LOCK_FILE).exists():", "if True:",
+           (f"{T_LOCALIZE_FILES}::test_the_users_own_folder_is_never_written_into",
+            "tests/test_run_ownership.py::test_a_folder_of_the_users_own_files_is_never_written_into")),
+    Mutant("threshold-on-the-unrounded-score", "pipeline/localize.py",
+           "score = round(float(np.mean(confidence[first:t])), SCORE_DIGITS)",
+           "score = float(np.mean(confidence[first:t]))",
+           (f"{T_LOCALIZE_FILES}::test_an_event_shown_as_1_passes_a_threshold_of_1",)),
     Mutant("cut-files-reported-ok", "data/video_windows.py",
            "if declared is not None and seconds.end < declared - PARTIAL_GAP:", "if False:",
            (f"{T_REAL}::test_a_cut_file_is_partial_its_seconds_localized_and_the_exit_status_1",)),
