@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-from stat import S_ISREG
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 
 import numpy as np
 import torch

@@ -31,12 +31,15 @@ def write_scene(path, script, codec="libx264", audio_codec="aac", audio=True, fr
     write_video(path, pictures, sound if audio else None, FPS, 48000, codec=codec, audio_codec=audio_codec)
 
 
+AUDIO_WIDTH, VISION_WIDTH = 4, 6  # unequal, so that audio and vision swapped anywhere cannot pass unseen
+
+
 class StandIn:
     """A family whose 'encoder' maps a second's pitch and colour to known embeddings: one axis
     per class and one for ``other``; silence lies on ``other``, a grey frame on a fourth axis no
     class name has, so background seconds never agree and event seconds agree on their class:
     the right labels are known in advance. A green frame lies on ``other`` (where the rules
-    ``v0`` and ``v01`` part)."""
+    ``v0`` and ``v01`` part). Audio and vision live in spaces of different widths."""
 
     AUDIO_DRAWS = False
     SHARED_TEXT = False
@@ -64,7 +67,7 @@ class StandIn:
         return next((StandIn.names.index(c) for c in StandIn.names if np.allclose(COLOUR[c], rgb, atol=25)), 3)
 
     def widths(self, config):
-        return {"audio": 4, "vision": 4}
+        return {"audio": AUDIO_WIDTH, "vision": VISION_WIDTH}
 
     def describe(self, config):
         return "stand-in"
@@ -86,16 +89,17 @@ class StandIn:
 
 
 class StandInEncoder:
-    widths = {"audio": 4, "vision": 4}
+    widths = {"audio": AUDIO_WIDTH, "vision": VISION_WIDTH}
 
     def segments(self, clips, frames):
-        audio = torch.stack([torch.eye(4)[StandIn._axis(lambda c: abs(PITCH[c] - float(p)) < 5, 2)]
+        audio = torch.stack([torch.eye(AUDIO_WIDTH)[StandIn._axis(lambda c: abs(PITCH[c] - float(p)) < 5, 2)]
                              for p in clips[0, :, 0]])
-        vision = torch.stack([torch.eye(4)[StandIn._seen(rgb.numpy())] for rgb in frames[0]])
+        vision = torch.stack([torch.eye(VISION_WIDTH)[StandIn._seen(rgb.numpy())] for rgb in frames[0]])
         return audio[None], vision[None]
 
     def class_names(self, names, template, modality):
-        return torch.stack([torch.eye(4)[StandIn.names.index(name)] for name in names])
+        width = AUDIO_WIDTH if modality == "audio" else VISION_WIDTH
+        return torch.stack([torch.eye(width)[StandIn.names.index(name)] for name in names])
 
 
 def stand_in_config(monkeypatch, tmp_path):

@@ -20,7 +20,7 @@ import app  # noqa: E402
 from common import cli  # noqa: E402
 from models.temporal import LAYOUT, TemporalModel, TemporalSettings  # noqa: E402
 from pipeline.localize import Localizer  # noqa: E402
-from stand_in import SCRIPT, write_scene  # noqa: E402
+from stand_in import AUDIO_WIDTH, SCRIPT, VISION_WIDTH, write_scene  # noqa: E402
 from webapp import page  # noqa: E402
 from pipeline.localize import parse_class_text  # noqa: E402
 from webapp.explorer import Explorer  # noqa: E402
@@ -154,8 +154,9 @@ def test_the_app_listens_on_loopback_with_the_configured_limits(stand_in, videos
 
 def test_a_checkpoint_is_offered_as_a_decoding(stand_in, videos, tmp_path):
     settings = TemporalSettings(attn_dim=4, ffn_dim=4, num_heads=1)
-    torch.save({"model": TemporalModel(4, settings).state_dict(), "temporal": dataclasses.asdict(settings),
-                "layout": LAYOUT, "widths": {"audio": 4, "vision": 4}, "epoch": 1}, tmp_path / "best.pt")
+    widths = {"audio": AUDIO_WIDTH, "vision": VISION_WIDTH}
+    torch.save({"model": TemporalModel(widths, settings).state_dict(), "temporal": dataclasses.asdict(settings),
+                "layout": LAYOUT, "widths": widths, "epoch": 1}, tmp_path / "best.pt")
     handlers = Handlers(Explorer(Localizer(stand_in), videos, [tmp_path / "best.pt"]))
     label = f"checkpoint {tmp_path / 'best.pt'}"
     assert list(handlers.explorer.decodings) == ["training-free v01", "training-free v0", label]

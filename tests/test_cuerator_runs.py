@@ -244,6 +244,19 @@ def test_features_move_both_ways_through_cuerators_layout(separable, tmp_path):
                      for n in "ab")
     assert first["metrics"] == second["metrics"]
     assert second["cache"]["provenance"]["imported_from"]["layout"] == "cuerator"
+    # Equal metrics could hide a swap; the arrays themselves went where they came from.
+    original, back = FeatureCache(config.cache.dir), FeatureCache(tmp_path / "back")
+    exported = {split: np.load(embeddings / f"{split}.npz") for split in ("train", "val", "test")}
+    for split, theirs in exported.items():
+        mine, again = original.split(split), back.split(split)
+        np.testing.assert_array_equal(theirs["audio"], np.asarray(mine.audio))
+        np.testing.assert_array_equal(theirs["visual"], np.asarray(mine.vision))
+        assert list(again.vid_names) == list(mine.vid_names)
+        np.testing.assert_array_equal(np.asarray(again.audio), np.asarray(mine.audio))
+        np.testing.assert_array_equal(np.asarray(again.vision), np.asarray(mine.vision))
+    names = list(index.all_vocabulary.names)
+    for modality in ("audio", "vision"):  # each class's own row, in each modality's own table
+        np.testing.assert_array_equal(back.text(names, "{}", modality), original.text(names, "{}", modality))
     with pytest.raises(UserError, match="already holds a feature cache; import into a new folder"):
         tool.main(["import", "--input", str(tmp_path / "theirs"), *imported])
 

@@ -21,7 +21,7 @@ from data.annotations import AnnotationIndex
 from models import cuerator
 from models.temporal import LAYOUT, TemporalModel, TemporalSettings
 from pipeline.localize import Localizer, UsageError, events_of
-from stand_in import CLASSES, SCRIPT, StandInEncoder, write_scene
+from stand_in import AUDIO_WIDTH, CLASSES, SCRIPT, VISION_WIDTH, StandInEncoder, write_scene
 from tools import prepare_videos
 
 
@@ -207,19 +207,19 @@ def test_end_to_end_with_the_small_random_encoder(tmp_path, capsys):
 
 
 
-MARGIN = torch.tensor([0.03, 0.015, 0.03, 0.03])  # how far each axis stands out: dog more than car horn
+MARGIN = torch.tensor([0.03, 0.015, 0.03, 0.03, 0.0, 0.0])  # how far each axis stands out: dog more than car horn
 
 
 def _unsaturated(x: torch.Tensor) -> torch.Tensor:
     """One-hot stand-in embeddings moved close together, so 100 x cosine gives soft probabilities."""
-    return x * (x @ MARGIN)[..., None] + 0.5
+    return x * (x @ MARGIN[:x.shape[-1]])[..., None] + 0.5
 
 
-def _expected_probabilities(axes: list[int]) -> np.ndarray:
+def _expected_probabilities(axes: list[int], width: int) -> np.ndarray:
     """softmax over (dog barking, car horn, other) of 100 x cos(embedding, name), in float64."""
     rows = []
     for axis in axes:
-        v = np.full(4, 0.5)
+        v = np.full(width, 0.5)
         v[axis] += float(MARGIN[axis])
         cos = v[:3] / np.linalg.norm(v)  # the names are the first three axes
         rows.append(np.exp(100 * cos) / np.exp(100 * cos).sum())
@@ -235,7 +235,7 @@ def test_confidences_are_the_softmax_of_100_cosines_and_the_threshold_filters(st
     [result] = Localizer(stand_in).localize([tmp_path / "a.mp4"], CLASSES)
     heard = [CLASSES.index(s) if s else 2 for s in SCRIPT[:20]]  # silence lies on `other`
     seen = [CLASSES.index(s) if s else 3 for s in SCRIPT[:20]]  # a grey frame on the fourth axis
-    p_audio, p_frame = _expected_probabilities(heard), _expected_probabilities(seen)
+    p_audio, p_frame = _expected_probabilities(heard, AUDIO_WIDTH), _expected_probabilities(seen, VISION_WIDTH)
     np.testing.assert_allclose(result.audio_probability, p_audio, rtol=1e-4)
     np.testing.assert_allclose(result.frame_probability, p_frame, rtol=1e-4)
     columns = [(CLASSES + ["other"]).index(label) for label in result.labels]
@@ -284,17 +284,18 @@ def test_benchmark_classes_on_the_command_line(synthetic_bench, tmp_path):
         index.all_vocabulary.names)  # the benchmark's names, sorted, `other` last
 
 
-def policy_checkpoint(path, params, widths: int = 4, family: str = "imagebind"):
+def policy_checkpoint(path, params, widths=(VISION_WIDTH, AUDIO_WIDTH), family: str = "imagebind"):
     """A CueRator policy checkpoint (their layout) giving every video ``params``: its head's
-    weights are zero, its bias the raw values that map to them."""
-    policy = cuerator.CueRatorPolicy(widths, widths, 8, 2, 16)
+    weights are zero, its bias the raw values that map to them. ``widths``: visual, audio."""
+    video_dim, audio_dim = (widths, widths) if isinstance(widths, int) else widths
+    policy = cuerator.CueRatorPolicy(video_dim, audio_dim, 8, 2, 16)
     low, high = cuerator.PARAM_RANGES.T
     share = np.clip((np.asarray(params, np.float64) - low) / (high - low), 1e-7, 1 - 1e-7)
     with torch.no_grad():
         policy.mu_head.weight.zero_()
         policy.mu_head.bias.copy_(torch.from_numpy(np.log(share / (1 - share))).float())
     torch.save({"policy_state_dict": policy.state_dict(), "epoch": 1, "config": {
-        "encoder": family, "video_dim": widths, "audio_dim": widths, "policy_model_dim": 8,
+        "encoder": family, "video_dim": video_dim, "audio_dim": audio_dim, "policy_model_dim": 8,
         "policy_transformer_nhead": 2, "policy_transformer_ff_dim": 16, "policy_dropout": 0.1}}, path)
     return path
 
