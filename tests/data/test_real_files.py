@@ -6,6 +6,8 @@ import av
 import numpy as np
 import pytest
 import soundfile
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from data.raw_videos import prepare_video
@@ -133,3 +135,30 @@ def test_a_prepared_anamorphic_frame_is_saved_at_its_display_size(tmp_path):
                 [np.zeros((1, 11 * RATE), np.float32)], 5, RATE, pixel_aspect=2)
     assert prepare_video(tmp_path / "wide.mp4", tmp_path / "o" / "x.wav", tmp_path / "o" / "x").status == "ok"
     assert Image.open(sorted((tmp_path / "o" / "x").glob("*.png"))[0]).size == (128, 48)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(picture=st.tuples(st.integers(0, 3), st.integers(2, 6)), sound=st.tuples(st.integers(0, 3), st.integers(2, 6)),
+       fps=st.sampled_from([1, 2, 5, 25]), gap=st.one_of(st.none(), st.tuples(st.integers(0, 4), st.integers(1, 2))),
+       suffix=st.sampled_from(["mp4", "mkv"]))
+def test_any_starts_lengths_frame_rates_and_dropouts_keep_each_second_on_its_clock(tmp_path_factory, picture, sound,
+                                                                                   fps, gap, suffix):
+    """Second c of the container's clock shows grey 15 c and sounds 300 + 50 c Hz, wherever the
+    streams start and end, at any frame rate, with or without a dropout: every segment's picture
+    and sound must name the same second, and the segments are the seconds both streams cover."""
+    (p_start, p_length), (s_start, s_length) = picture, sound
+    t = np.arange(RATE) / RATE
+    pictures = [np.full((48, 64, 3), 15 * (p_start + k), np.uint8) for k in range(p_length) for _ in range(fps)]
+    tones = [(0.3 * np.sin(2 * np.pi * (300 + 50 * (s_start + k)) * t)).astype(np.float32)[None]
+             for k in range(s_length)]
+    gaps = [] if gap is None else [(s_start + gap[0], s_start + gap[0] + gap[1])]
+    path = tmp_path_factory.mktemp("clock") / f"v.{suffix}"
+    write_video(path, pictures, tones, fps, RATE, picture_start=p_start, sound_start=s_start, sound_gaps=gaps)
+    segments, seconds = read(path)
+    zero = min(p_start, s_start)
+    both = range(max(p_start, s_start), min(p_start + p_length, s_start + s_length))
+    assert [zero + index for index, _, _ in segments] == list(both)
+    for index, grey, pitch in segments:
+        second = zero + index
+        silent = any(a <= second < b for a, b in gaps)
+        assert grey == second and pitch == (0 if silent else 300 + 50 * second), (index, grey, pitch)

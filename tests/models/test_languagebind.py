@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchaudio
 from PIL import Image
 
 import eval_zero_shot
@@ -85,15 +86,48 @@ def test_the_audio_transform_is_the_references(golden, name):
     assert torch.equal(waveform, kept)  # the caller's waveform is left as it was (the reference's is not)
 
 
-def test_a_long_clip_gives_a_crop_from_each_third():
-    np.random.seed(0)
-    waveform = torch.randn(2, 16000 * 12)  # 1198 frames, two channels
-    mel = (languagebind.filterbank(waveform) - languagebind.AUDIO_MEAN) / (2 * languagebind.AUDIO_STD)
-    out = languagebind.audio_transform(waveform, 16000)
-    starts = [next(s for s in range(len(mel) - 1035) if torch.allclose(out[c].T, mel[s:s + 1036].float(), atol=1e-6))
-              for c in range(3)]
+def reference_filterbank(waveform: np.ndarray) -> np.ndarray:
+    """Written out here, not taken from the toolkit: float64, the mean over every channel removed,
+    channel 0 only, Kaldi's filterbank with LanguageBind's settings, normalised by the released
+    checkpoint's mean and twice its std."""
+    centred = waveform.astype(np.float64) - waveform.astype(np.float64).mean()
+    fbank = torchaudio.compliance.kaldi.fbank(torch.from_numpy(centred[:1]), htk_compat=True, sample_frequency=16000,
+                                              use_energy=False, window_type="hanning", num_mel_bins=112, dither=0.0,
+                                              frame_length=25, frame_shift=10).numpy()
+    return (fbank - (-4.2677393)) / (2 * 4.5689974)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_long_clip_gives_a_crop_from_each_third_drawn_from_numpys_generator(seed):
+    rng = np.random.default_rng(seed)
+    waveform = rng.standard_normal((2, 16000 * 12)).astype(np.float32)  # 1198 frames, two channels
+    waveform[1] += 3.0  # the other channel far from zero: its offset counts in the mean, never in the picture
+    mel = reference_filterbank(waveform)
+    np.random.seed(seed)
     thirds = np.array_split(np.arange(len(mel) - 1035), 3)
-    assert all(start in third for start, third in zip(starts, thirds))
+    starts = [int(third[np.random.randint(0, len(third))]) for third in thirds]  # what np.random.choice draws
+    np.random.seed(seed)
+    out = languagebind.audio_transform(torch.from_numpy(waveform), 16000)
+    assert out.shape == (3, 112, 1036) and out.dtype == torch.float32
+    for channel, start in enumerate(starts):
+        np.testing.assert_allclose(out[channel].numpy(), mel[start:start + 1036].T, rtol=0, atol=2e-5)
+
+
+def test_a_short_clip_is_tiled_from_channel_0_and_another_rate_resampled():
+    rng = np.random.default_rng(3)
+    waveform = rng.standard_normal((2, 16000 * 3)).astype(np.float32)  # 298 frames: tiled 4 times
+    mel = reference_filterbank(waveform)
+    tiled = np.concatenate([mel] * 4)[:1036]
+    out = languagebind.audio_transform(torch.from_numpy(waveform), 16000)
+    for channel in range(3):
+        np.testing.assert_allclose(out[channel].numpy(), tiled.T, rtol=0, atol=2e-5)
+    other = waveform.copy()
+    other[1] = rng.standard_normal(other.shape[1])  # channel 1 plays no part
+    torch.testing.assert_close(languagebind.audio_transform(torch.from_numpy(other), 16000), out, rtol=0, atol=1e-4)
+    at_32k = torch.from_numpy(rng.standard_normal((1, 32000 * 2)).astype(np.float32))
+    back = torchaudio.functional.resample(at_32k.double(), 32000, 16000).numpy()  # torchaudio's default, as documented
+    expected = np.concatenate([reference_filterbank(back)] * 6)[:1036]
+    np.testing.assert_allclose(languagebind.audio_transform(at_32k, 32000)[0].numpy(), expected.T, rtol=0, atol=1e-3)
 
 
 def test_token_ids_are_the_references(golden):
