@@ -8,7 +8,7 @@ LATEST := .venv-latest
 
 DEMO := demo
 
-.PHONY: venv demo app test test-latest lock bench gpu-check clean-venv
+.PHONY: venv demo app test test-latest lock mutants bench gpu-check clean-venv
 
 venv: $(VENV)/.installed
 
@@ -46,6 +46,12 @@ test-latest:
 	$(LATEST)/bin/python -m pip install --upgrade -r requirements-dev.txt
 	$(LATEST)/bin/python tools/compare_lock.py
 	$(LATEST)/bin/python -m pytest
+
+# The mutation check (mutmut, configured in pyproject.toml): hours on 2 cores, so outside CI. It resumes
+# where it stopped; every survivor must be argued in maintenance/survivors.csv.
+mutants: venv
+	OVAVEL_SHARED=$${OVAVEL_SHARED:-$(abspath ..)/shared} $(BIN)/python -m mutmut run
+	$(BIN)/python maintenance/mutation_summary.py
 
 lock: venv
 	$(BIN)/python -m uv pip compile requirements-dev.txt --universal --python-version 3.11 --generate-hashes \

@@ -113,3 +113,80 @@ def test_f1_batch_is_the_published_mean_of_per_batch_means():
     mask = np.arange(70) % 2 == 0  # the batches run over the masked videos, in order
     assert scores.summary(mask, f1_batch=16)["segment_f1"] == pytest.approx(
         np.mean([seg[mask][:16].mean(), seg[mask][16:32].mean(), seg[mask][32:].mean()]), abs=1e-15)
+
+
+def published_float32_segment_f1(pred, gt) -> float:
+    """The published arithmetic, written out: each row's F1 in float32, a running float32 sum in
+    row order, divided by the row count in float32."""
+    total, rows = np.float32(0), 0
+    for p, g in zip(pred, gt):
+        if p.any() or g.any():
+            tp, wrong = np.float32((p & g).sum()), np.float32((p ^ g).sum())
+            total = np.float32(total + np.float32(2 * tp) / np.float32(2 * tp + wrong))
+            rows += 1
+    return float(np.float32(total / np.float32(rows))) if rows else 1.0
+
+
+def test_float32_sums_row_by_row_as_published_where_float64_differs():
+    rng = np.random.default_rng(5)
+    pred, gt = rng.random((40, 67, 10)) < 0.3, rng.random((40, 67, 10)) < 0.3
+    expected = [published_float32_segment_f1(p, g) for p, g in zip(pred, gt)]
+    float32 = metrics.batch_segment_level_f1(pred, gt, np.float32)
+    assert float32.tolist() == expected
+    assert (float32 != metrics.batch_segment_level_f1(pred, gt)).any()  # the case the rounding is about
+    assert metrics.segment_level_f1(pred[0], gt[0], np.float32) == expected[0]
+    scores = metrics.score_videos(pred, gt, np.zeros((40, 10), int), np.zeros((40, 10), int))
+    assert scores.segment_f1.tolist() == expected and scores.segment_f1.dtype == np.float64
+
+
+@pytest.mark.parametrize("segments", [24, 25, 31, 53])
+def test_row_codes_stay_exact_up_to_53_segments(segments):
+    from test_metrics_properties import reference_f1s
+
+    rng = np.random.default_rng(segments)
+    pred, gt = rng.random((6, 4, segments)) < 0.5, rng.random((6, 4, segments)) < 0.5
+    pred[0, 0], gt[0, 0] = True, True  # every bit set: the largest code
+    expected = np.array([reference_f1s(p, g) for p, g in zip(pred, gt)])
+    np.testing.assert_allclose(metrics.batch_segment_level_f1(pred, gt), expected[:, 0], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(metrics.batch_event_level_f1(pred, gt), expected[:, 1], rtol=0, atol=1e-12)
+
+
+def test_more_than_53_segments_are_refused():
+    with pytest.raises(ValueError, match="at most 53 segments per video are supported, got 54"):
+        metrics.batch_segment_level_f1(np.zeros((1, 2, 54), bool), np.zeros((1, 2, 54), bool))
+
+
+@pytest.mark.parametrize("pred, gt, message", [
+    (np.zeros((2, 3)), np.zeros((1, 2, 3)), "pred must have 3 dimensions"),
+    (np.zeros((1, 2, 3)), np.zeros((2, 3)), "gt must have 3 dimensions"),
+    (np.full((1, 2, 3), 2), np.zeros((1, 2, 3)), "pred must hold only 0 and 1"),
+    (np.zeros((1, 2, 3)), np.full((1, 2, 3), 0.5), "gt must hold only 0 and 1"),
+    (np.zeros((1, 2, 3)), np.zeros((1, 2, 4)), r"pred and gt shapes differ: \(1, 2, 3\) vs \(1, 2, 4\)"),
+])
+def test_wrong_matrices_name_the_argument(pred, gt, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.batch_segment_level_f1(pred, gt)
+
+
+def test_labels_become_one_hot_rows_and_out_of_range_labels_are_refused():
+    matrix = metrics.labels_to_matrix([[0, 2, 2], [1, 1, 0]], 3)
+    assert matrix.tolist() == [[[True, False, False], [False, False, False], [False, True, True]],
+                               [[False, False, True], [True, True, False], [False, False, False]]]
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\), got 0..3"):
+        metrics.labels_to_matrix([[0, 3]], 3)
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 3\), got -1..1"):
+        metrics.labels_to_matrix([[-1, 1]], 3)
+    with pytest.raises(ValueError, match=r"labels must be \[N, T\], got shape \(3,\)"):
+        metrics.labels_to_matrix([0, 1, 2], 3)
+
+
+def test_summaries_take_a_mask_of_zeros_and_ones_and_refuse_an_empty_one():
+    rng = np.random.default_rng(2)
+    pred, gt, lp, lg = _random_matrices(rng, 6)
+    scores = metrics.score_videos(pred, gt, lp, lg)
+    assert scores.summary([1, 0, 1, 1, 0, 0]) == scores.summary(np.array([1, 0, 1, 1, 0, 0], bool))
+    assert scores.summary([1, 0, 1, 1, 0, 0]) != scores.summary()
+    with pytest.raises(ValueError, match="cannot summarise an empty set of videos"):
+        scores.summary([0] * 6)
+    with pytest.raises(ValueError, match=r"label shapes must be equal \[N, T\]: \(6, 10\) vs \(6, 9\)"):
+        metrics.score_videos(pred, gt, lp, lg[:, :9])
