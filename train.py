@@ -1,32 +1,23 @@
-"""Fine-tuning OV-AVEL baseline: temporal layers on the cached segment features (any backbone family), trained on
-the seen classes, selected on validation, reported on test with all classes.
+"""Train on the cached segment features (any backbone family): the fine-tuning baseline's temporal layers, or
+complex-valued fusion (train.model), on the seen classes, selected on validation, reported on test with all classes.
 
     bash run_baseline_v1_train_fully.sh                         # configs/v1_fine_tuning.yaml
     bash run_baseline_v1_train_fully.sh --resume                 # continue an interrupted run
     bash run_baseline_v1_train_fully.sh --evaluate runs/v1_fine_tuning/checkpoints/best.pt
     bash run_baseline_v1_train_fully.sh train.selection=test     # the published protocol
+    bash run_complex_fusion.sh                                   # configs/complex_fusion_2stream.yaml
 """
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 from common import cli
 from models.families import family
 from pipeline.outputs import RunWriter, run_name
-from pipeline.training import Trainer, evaluate_checkpoint, usable_checkpoint
+from pipeline.training import Trainer, check_trainable, evaluate_checkpoint, usable_checkpoint
 
 DEFAULT_CONFIG = "configs/v1_fine_tuning.yaml"
-
-
-def describe(settings) -> str:
-    if settings.kind == "linear":
-        model = f"{settings.num_layers} linear layer(s)"
-    else:
-        model = (f"{settings.num_layers} temporal layer(s), {settings.attention} attention, "
-                 f"{settings.num_heads} head(s)")
-    return f"fine-tuning ({model}, {settings.fusion} fusion)"
 
 
 def checkpoint_run_name(checkpoint) -> str:
@@ -42,10 +33,11 @@ def evaluate(config, checkpoint) -> None:
     derived = run_name(checkpoint_run_name(checkpoint), split)
     with RunWriter.for_evaluation(config.output.root, config.output.name, derived) as writer, writer.log():
         result = evaluate_checkpoint(config, checkpoint, split, state)
-        if result.settings != config.temporal:
-            print(f"temporal settings come from {checkpoint}, not from the config")
-        config = dataclasses.replace(config, temporal=result.settings)  # record what was evaluated
-        method, encoder = describe(result.settings), family(config.encoder.family).describe(config)
+        recorded = result.kind.recorded(config)  # record what was evaluated
+        if recorded != config:
+            print(f"the {result.kind.name} settings come from {checkpoint}, not from the config")
+        config = recorded
+        method, encoder = result.kind.describe(), family(config.encoder.family).describe(config)
         writer.write_all(config, result.evaluation,
                          f"OV-AVEBench {split} | {method} | {encoder} | checkpoint {checkpoint} (epoch {result.epoch})",
                          {"method": method, "encoder": encoder, "checkpoint": str(checkpoint),
@@ -55,10 +47,11 @@ def evaluate(config, checkpoint) -> None:
 
 def fit(config, config_path, resume: bool) -> None:
     folder = Path(config.output.root) / (config.output.name or Path(config_path).stem)
+    check_trainable(config)  # before any folder
     with RunWriter.for_training(folder) as writer, writer.log():
-        method = describe(config.temporal)
-        print(f"{method}: {config.train.epochs} epochs, model selection on {config.train.selection} -> {folder}")
         trainer = Trainer(config, folder)
+        method = trainer.kind.describe()
+        print(f"{method}: {config.train.epochs} epochs, model selection on {config.train.selection} -> {folder}")
         result = trainer.fit(resume=resume)
         encoder = family(config.encoder.family).describe(config)
         extra = {"method": method, "encoder": encoder, "selection": result.selection, "history": result.history,

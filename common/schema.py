@@ -132,6 +132,48 @@ class TemporalSettings:
 
 
 @dataclass(frozen=True)
+class ComplexSettings:
+    """Complex-valued fusion (models/complex_fusion.py), trained by train.py with train.model:
+    complex_fusion; a checkpoint records them. The temporal heads are ``temporal.*``."""
+
+    streams: Literal[2, 4] = 2  # 2: visual + i audio; 4: (RGB + i iHSV, mel + i translated phase)
+    fusion: Literal["complex", "real"] = "complex"  # real: the ablation's real CNN of the same parameter count
+    swap: bool = False  # 2 streams: audio real, visual imaginary (the paper's swap ablation)
+    hidden: PositiveInt = 32  # channels of the CNN's hidden layers
+    layers: PositiveInt = 4  # (kernel_t, 1) convolutions before the 1 x 1 one
+    kernel_t: PositiveInt = 5  # the convolutions' extent in time (odd: the time axis keeps its length)
+    ihsv_negative: Literal["shift", "abs", "clip"] = "shift"  # how S sin H in [-1, 1] becomes a saturation
+    generator: Optional[str] = None  # 4 streams: the phase generator train_phase_gan.py writes
+
+    def __post_init__(self):
+        if self.kernel_t % 2 == 0:
+            raise InvalidValue("kernel_t", f"{self.kernel_t} is even; an odd extent keeps the segments aligned")
+        if self.swap and self.streams != 2:
+            raise InvalidValue("swap", "swaps the two parts of the single channel of 2 streams; with 4 streams each "
+                                       "modality keeps its own channel. Set complex.swap: false or complex.streams: 2")
+
+
+@dataclass(frozen=True)
+class PhaseGanConfig:
+    """The phase stream's CycleGAN (train_phase_gan.py), as the paper gives it."""
+
+    size: Literal["paper", "tiny"] = "paper"  # paper: ResNet-9, 64 filters (about 11M parameters a generator)
+    epochs: PositiveInt = 200
+    batch_size: PositiveInt = 16  # segments per step
+    lr_generator: PositiveFloat = 2e-4  # Adam (0.5, 0.999), cosine schedule over the epochs
+    lr_discriminator: PositiveFloat = 1e-4
+    cycle_weight: Annotated[float, Range(0)] = 10.0
+    identity_weight: Annotated[float, Range(0)] = 2.0
+    distribution_weight: Annotated[float, Range(0)] = 2.0
+    real_label: Annotated[float, Range(0, 1)] = 0.9  # one-sided label smoothing
+    instance_noise: Annotated[float, Range(0)] = 0.05  # std of the noise on the discriminators' inputs
+    skip_discriminator_below: Annotated[float, Range(0)] = 0.1  # no discriminator step when its loss is this low
+    max_videos: Optional[PositiveInt] = None  # train-split videos learnt from (null: all)
+    seed: Annotated[int, Range(0, 2 ** 32 - 1)] = 0
+    tensorboard: bool = True
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     epochs: PositiveInt = 5  # the published script says 10; the authors later said 5
     batch_size: PositiveInt = 32
@@ -147,6 +189,8 @@ class TrainConfig:
     test_strategy: Literal["v0", "v01", "v1"] = "v1"  # how selection and test decode the trained embeddings
     lr_milestones: list[PositiveInt] = (10, 20, 30)  # MultiStepLR: the rate times lr_gamma after these epochs
     lr_gamma: PositiveFloat = 0.5
+    model: Literal["temporal", "complex_fusion"] = "temporal"  # what is trained: the published temporal layers,
+    # or complex-valued fusion (complex.*)
 
 
 @dataclass(frozen=True)
@@ -203,6 +247,8 @@ class Config:
     eval: EvalConfig = field(default_factory=EvalConfig)
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
     train: TrainConfig = field(default_factory=TrainConfig)
+    complex: ComplexSettings = field(default_factory=ComplexSettings)
+    phase_gan: PhaseGanConfig = field(default_factory=PhaseGanConfig)
     cuerator: CueRatorConfig = field(default_factory=CueRatorConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     app: AppConfig = field(default_factory=AppConfig)

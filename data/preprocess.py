@@ -83,21 +83,45 @@ def _fbank(clip: torch.Tensor) -> torch.Tensor:
     return ((fbank - FBANK_MEAN) / FBANK_STD).unsqueeze(0)
 
 
-def audio_segments(path) -> torch.Tensor:
-    """One video's WAV -> ``[10, 1, 128, 204]`` fbank clips, one per 1 s segment."""
+def ten_seconds(path) -> torch.Tensor:
+    """One video's WAV at 16 kHz, cut or zero-padded to 10 s: ``[channels, 160000]``."""
     waveform, rate = read_waveform(path)
     if rate != SAMPLE_RATE:
         waveform = torchaudio.functional.resample(waveform, orig_freq=rate, new_freq=SAMPLE_RATE)
     total = NUM_SEGMENTS * SEGMENT_SAMPLES
     if waveform.shape[1] < total:
         waveform = torch.nn.functional.pad(waveform, (0, total - waveform.shape[1]))
-    return audio_clips(waveform[:, :total])
+    return waveform[:, :total]
+
+
+def audio_segments(path) -> torch.Tensor:
+    """One video's WAV -> ``[10, 1, 128, 204]`` fbank clips, one per 1 s segment."""
+    return audio_clips(ten_seconds(path))
 
 
 def audio_clips(waveform: torch.Tensor) -> torch.Tensor:
     """``[channels, n * 16000]`` at 16 kHz -> ``[n, 1, 128, 204]``: each second tiled to 2 s, fbank."""
     clips = waveform.reshape(waveform.shape[0], -1, SEGMENT_SAMPLES)
     return torch.stack([_fbank(clips[:, i].repeat(1, CLIP_REPEATS)) for i in range(clips.shape[1])])
+
+
+FFT_SIZE = 512  # Kaldi's frame of 400 samples padded to the next power of two: 257 bins
+PHASE_SHAPE = (1, FFT_SIZE // 2 + 1, TARGET_FRAMES)
+
+
+def phase_clips(waveform: torch.Tensor) -> torch.Tensor:
+    """``[channels, n * 16000]`` at 16 kHz -> ``[n, 1, 257, 204]`` STFT phase of each second tiled to
+    2 s as :func:`audio_clips` frames it (25 ms symmetric Hann frames every 10 ms, the clip's mean
+    removed, channel 0), zero-padded to 204 frames like the filterbank."""
+    clips = waveform.reshape(waveform.shape[0], -1, SEGMENT_SAMPLES)
+    window = torch.hann_window(400, periodic=False, dtype=torch.float64)
+    out = []
+    for i in range(clips.shape[1]):
+        clip = clips[:, i].repeat(1, CLIP_REPEATS).to(torch.float64)
+        frames = (clip - clip.mean())[0].unfold(0, 400, 160) * window
+        phase = torch.angle(torch.fft.rfft(frames, n=FFT_SIZE)).T.to(torch.float32)  # [257, frames]
+        out.append(torch.nn.functional.pad(phase, (0, TARGET_FRAMES - phase.shape[1]))[None])
+    return torch.stack(out)
 
 
 _FRAME_TRANSFORM = transforms.Compose([

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import functools
 import json
 import math
 import os
@@ -32,9 +33,10 @@ from common.locking import FolderLock
 from common.runinfo import code_version
 from common.schema import Config
 from data import audio_draws as audio_draws_lib
+from data import companions as companions_lib
 from data.annotations import AnnotationIndex, VideoSet
 from data.feature_cache import (FORMAT_VERSION, MODALITIES, CacheError, FeatureCache, atomic_write,
-                                atomic_write_json, refresh_hint, writing)
+                                atomic_write_json, checkpoint_identity, refresh_hint, writing)
 from data.loading import MediaDataset, check_shared_memory, collate_media, decoding_worker, num_workers
 from data.preprocess import NUM_SEGMENTS, MediaError
 from models.families import family
@@ -52,6 +54,31 @@ def wanted_provenance(config: Config, remembered_models: dict | None = None) -> 
         "preprocessing": backbone.preprocessing(),
         "dtype": config.cache.dtype,
     }
+
+
+def generator_identity(config: Config) -> dict:
+    """What a phase generator must have been trained for: the family and its phase stream."""
+    backbone = family(config.encoder.family)
+    return {"family": config.encoder.family, "phase": backbone.phase_settings()}
+
+
+def wanted_companions(config: Config, settings=None) -> dict:
+    """The provenance the companion streams of ``settings`` (default ``complex.*``) must have, checked
+    before any work: the family has a phase stream and the generator file is one for it."""
+    from models.phase_gan import check_generator, read_generator_file
+
+    settings = settings or config.complex
+    backbone = family(config.encoder.family)
+    if backbone.PHASE_INPUT is None:
+        raise UserError(f"complex.streams: 4 needs a phase stream, which the {config.encoder.family} family does not "
+                        "define (the imagebind family does); use complex.streams: 2 with this family")
+    if settings.generator is None:
+        raise UserError("complex.generator is not set: 4 streams need the phase generator that train_phase_gan.py "
+                        "writes (bash run_complex_fusion.sh --phase-gan trains it)")
+    state = read_generator_file(settings.generator)
+    check_generator(state, settings.generator, generator_identity(config), backbone.PHASE_INPUT, backbone.AUDIO_INPUT)
+    return companions_lib.wanted_provenance(settings.ihsv_negative, backbone.phase_settings(),
+                                            checkpoint_identity(settings.generator))
 
 
 def build_encoder(config: Config, device: torch.device):
@@ -72,6 +99,7 @@ class Job:
     label: str  # for the progress bar
     provenance: dict | None = None  # written as the folder's provenance.json
     work: str = ""  # chunk folder under .work/ (default: ``folder``); chunks hold exactly ``outputs``
+    decode: dict | None = None  # {"audio": wav -> inputs, "frames": folder -> inputs} instead of the family's
 
     @property
     def work_name(self) -> str:
@@ -141,8 +169,9 @@ def _extract_chunks(config: Config, job: Job, cache: FeatureCache, encoder, proc
     workers = num_workers(config.extract.num_workers)
     check_shared_memory(workers, config.extract.batch_size)
     backbone = family(config.encoder.family)
-    dataset = MediaDataset(videos, config.data.media_root, positions, backbone.decode_audio,
-                           backbone.decode_frames if job.frames else None)
+    decode = job.decode or {"audio": backbone.decode_audio, "frames": backbone.decode_frames}
+    dataset = MediaDataset(videos, config.data.media_root, positions, decode["audio"],
+                           decode["frames"] if job.frames else None)
     loader = DataLoader(dataset, batch_sampler=batches,
                         num_workers=workers, collate_fn=collate_media,
                         pin_memory=encoder.device.type == "cuda", worker_init_fn=decoding_worker)
@@ -353,31 +382,34 @@ def can_extract(config: Config, splits) -> list[str]:
 
 
 def extract(config: Config, splits, process: Process | None = None,
-            index: AnnotationIndex | None = None, refresh=(), audio_draws: int = 0) -> FeatureCache:
+            index: AnnotationIndex | None = None, refresh=(), audio_draws: int = 0,
+            companions: bool = False) -> FeatureCache:
     """Make sure the cache holds ``splits``, both vocabularies' text and, when ``audio_draws``,
-    that many stochastic audio draws of the train split; extract what is missing.
-    ``refresh``: splits to drop from the cache and extract again (e.g. after fixing media)."""
+    that many stochastic audio draws of the train split, and with ``companions`` the splits'
+    companion streams of ``complex.*``; extract what is missing. ``refresh``: splits to drop from
+    the cache and extract again (e.g. after fixing media)."""
     process = process or Process()
     index = index or AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
     cache = FeatureCache(config.cache.dir)
     lock = claim_cache(config, cache, process, refresh)
     try:
-        return _extract_missing(config, splits, process, index, cache, audio_draws)
+        return _extract_missing(config, splits, process, index, cache, audio_draws, companions)
     finally:
         if lock is not None:
             lock.release()
 
 
 def _extract_missing(config: Config, splits, process: Process, index: AnnotationIndex,
-                     cache: FeatureCache, audio_draws: int) -> FeatureCache:
+                     cache: FeatureCache, audio_draws: int, companions: bool) -> FeatureCache:
     names = list(index.all_vocabulary.names)
     todo = [split for split in splits if not cache.has_split(split)]
     need_text = missing_text(config, cache, names)
     draws = draws_to_extract(config, cache, splits, audio_draws)
+    lacking_companions = companions_to_extract(config, cache, splits) if companions else []
     process.barrier()  # every rank has looked before any rank writes: they all decide alike
-    if not todo and not need_text and not draws:
+    if not todo and not need_text and not draws and not lacking_companions:
         return cache
-    reasons = can_extract(config, todo + (["train"] if draws else []))
+    reasons = can_extract(config, todo + (["train"] if draws else []) + lacking_companions)
     if reasons:
         raise CacheError("cannot extract features: " + "; ".join(reasons))
     encoder = build_encoder(config, resolve_device(config.device, process.local_rank))
@@ -388,7 +420,40 @@ def _extract_missing(config: Config, splits, process: Process, index: Annotation
     if draws:
         _run_job(config, draws_job(index.videos("train"), encoder, draws, config.train.audio_drop_path),
                  cache, encoder, process)
+    for split in lacking_companions:
+        _run_job(config, companions_job(config, index.videos(split), encoder), cache, encoder, process)
     return cache
+
+
+def companions_to_extract(config: Config, cache: FeatureCache, splits) -> list[str]:
+    """The splits whose companion streams of ``complex.*`` the cache lacks (made otherwise: an error)."""
+    wanted = wanted_companions(config)
+    return [split for split in splits if not companions_lib.check(cache, split, wanted)]
+
+
+def companions_job(config: Config, videos: VideoSet, encoder) -> Job:
+    """A split's companion streams: its frames' iHSV images through the vision encoder, its audio's
+    instantaneous frequency through the phase generator and the audio encoder."""
+    from models.complex_fusion import ihsv_frames
+    from models.phase_gan import from_mel_domain, load_generator, to_if_domain
+
+    backbone = family(config.encoder.family)
+    generator = load_generator(config.complex.generator, encoder.device, generator_identity(config),
+                               backbone.PHASE_INPUT, backbone.AUDIO_INPUT)
+    decode = {"audio": backbone.decode_phase,
+              "frames": functools.partial(ihsv_frames, frame_window=backbone.frame_window,
+                                          negative=config.complex.ihsv_negative)}
+
+    def encode(items, names):
+        instantaneous = items["audio"].to(encoder.device).flatten(0, 1)
+        with torch.inference_mode():
+            translated = from_mel_domain(generator(to_if_domain(instantaneous))).unflatten(0, items["audio"].shape[:2])
+        phase, ihsv = encoder.segments(translated, items["frames"])
+        return {"ihsv": ihsv.numpy(), "phase": phase.numpy()}
+
+    outputs = {"ihsv": encoder.widths["vision"], "phase": encoder.widths["audio"]}
+    return Job(companions_lib.folder_name(videos.split), videos, outputs, True, encode,
+               f"{videos.split} companions", wanted_companions(config), decode=decode)
 
 
 def write_missing_text(config: Config, cache: FeatureCache, encoder, names) -> None:
@@ -465,18 +530,24 @@ def _run_job(config: Config, job: Job, cache: FeatureCache, encoder, process: Pr
     process.barrier()
 
 
-def ensure_features(config: Config, splits, index: AnnotationIndex, audio_draws: int = 0) -> FeatureCache:
-    """The cache for ``splits`` (and ``audio_draws`` draws of the train split), extracting first
-    when it lacks them and media + checkpoint are here."""
+def ensure_features(config: Config, splits, index: AnnotationIndex, audio_draws: int = 0,
+                    companions: bool = False) -> FeatureCache:
+    """The cache for ``splits`` (and ``audio_draws`` draws of the train split, and with
+    ``companions`` the splits' companion streams of ``complex.*``), extracting first when it lacks
+    them and media + checkpoint are here."""
     cache = FeatureCache(config.cache.dir)
     if cache.exists():
         cache.check(wanted_provenance(config, cache.provenance().get("models")))
     missing = [s for s in splits if not cache.has_split(s)]
     draws = draws_to_extract(config, cache, splits, audio_draws)
-    if not missing and not draws and not missing_text(config, cache, index.all_vocabulary.names):
+    lacking_companions = companions_to_extract(config, cache, splits) if companions else []
+    if not missing and not draws and not lacking_companions and not missing_text(config, cache,
+                                                                                   index.all_vocabulary.names):
         return cache
-    lacking = ", ".join(missing + ([f"{len(draws)} audio draws of train"] if draws else [])) or "the text embeddings"
+    lacking = ", ".join(missing + ([f"{len(draws)} audio draws of train"] if draws else [])
+                        + [f"the companion streams of {split}" for split in lacking_companions]) or "the text embeddings"
     missing += ["train"] if draws and "train" not in missing else []
+    missing += [split for split in lacking_companions if split not in missing]
     reasons = can_extract(config, missing)
     if reasons:
         raise UserError(
@@ -484,4 +555,4 @@ def ensure_features(config: Config, splits, index: AnnotationIndex, audio_draws:
             "cannot be extracted here:\n  - " + "\n  - ".join(reasons)
             + f"\nEither place the media under {config.data.media_root} and the weights where encoder.* says, "
             "or point cache.dir at an existing cache.")
-    return extract(config, missing, index=index, audio_draws=audio_draws)
+    return extract(config, missing, index=index, audio_draws=audio_draws, companions=companions)

@@ -24,15 +24,13 @@ from common.schema import Config
 from data.annotations import AnnotationIndex, VideoSet, Vocabulary
 from data.audio_draws import AudioDraws
 from data.feature_cache import FeatureCache, SplitFeatures
-from models import strategies
-from models.decoders import decode_fine_tuning
+from data.companions import Companions
 from models.families import family
 from models.segment_encoder import resolve_device
-from models.similarity import cosine, segment_similarities
-from models.temporal import (LAYOUT, TemporalModel, TemporalSettings, check_fits, checkpoint_settings,
-                             load_checkpoint, model_from_checkpoint, training_scores)
-from pipeline.evaluate import Evaluation, cached_videos, class_texts, score, subset_counts
-from pipeline.extraction import ensure_features
+from models.temporal import TemporalSettings, check_fits, load_checkpoint
+from pipeline.evaluate import Evaluation, cached_videos, class_texts, subset_counts
+from pipeline.extraction import ensure_features, wanted_companions
+from pipeline.trainable import TemporalLayers, configured_kind, kind_of_checkpoint
 from pipeline.run_state import (RUN_MESSAGES, check_resumed_epochs, config_changes, restore_rng, rng_states,
                                 save_checkpoint, tensorboard_writer, write_history)
 
@@ -46,15 +44,35 @@ class SplitData:
     rows: np.ndarray  # cache rows of the videos kept
     videos: VideoSet  # kept videos, in order
     excluded: VideoSet  # videos the cache left out
+    companions: Companions | None = None  # the split's companion streams, when the model reads them
+    companion_rows: np.ndarray | None = None  # their rows of the videos kept
+
+    def gather(self, positions, draws: AudioDraws | None = None, draw_rows=None, draw: int | None = None) -> dict:
+        """The streams of the kept videos at ``positions`` as float32 ``[n, 10, D]`` arrays:
+        audio (or audio draw ``draw``), vision and the companions the split has."""
+        audio, vision = self.features.gather(self.rows[positions])
+        if draw is not None:
+            audio = draws.gather(draw_rows[positions], draw)
+        streams = {"audio": audio, "vision": vision}
+        if self.companions is not None:
+            streams.update(self.companions.gather(self.companion_rows[positions]))
+        return streams
 
 
-def load_split(cache: FeatureCache, index: AnnotationIndex, split: str, vocabulary: Vocabulary) -> SplitData:
-    return SplitData(*cached_videos(cache, index.videos(split, vocabulary=vocabulary)))
+def load_split(cache: FeatureCache, index: AnnotationIndex, split: str, vocabulary: Vocabulary,
+               companions: dict | None = None) -> SplitData:
+    """A split's cached features; ``companions`` (their wanted provenance): its companion streams too."""
+    data = SplitData(*cached_videos(cache, index.videos(split, vocabulary=vocabulary)))
+    if companions is not None:
+        data.companions = Companions(cache, split, companions)
+        data.companion_rows = data.companions.rows(data.videos.vid_names)
+    return data
 
 
 class SegmentBatches:
-    """Shuffled batches of a split's cached features; the order depends only on the seed and
-    the epoch, so a resumed run sees exactly the batches it would have seen.
+    """Shuffled batches of a split's cached streams (``{name: [B, 10, D]}``, the targets); the
+    order depends only on the seed and the epoch, so a resumed run sees exactly the batches it
+    would have seen.
 
     ``draws`` (:class:`data.audio_draws.AudioDraws`): epoch ``e`` takes its audio from draw
     ``(e - 1) mod draws.count``, as the published training saw a fresh draw every epoch;
@@ -79,12 +97,14 @@ class SegmentBatches:
         self._dtype = getattr(torch, str(data.features.audio.dtype))
         self._resident_draw = None
         if self.resident:
-            self.audio, self.vision = (self._to_device(lambda rows, m=m: data.features.gather(rows)[m], data.rows)
-                                       for m in (0, 1))
+            self.streams = self._to_device(lambda positions: data.gather(positions))
 
-    def _to_device(self, read, rows: np.ndarray) -> torch.Tensor:
-        blocks = [read(rows[start:start + 4096]) for start in range(0, len(rows), 4096)]
-        return torch.cat([torch.from_numpy(block).to(self.device, self._dtype) for block in blocks])
+    def _to_device(self, read) -> dict[str, torch.Tensor]:
+        positions = np.arange(len(self.data.rows))
+        blocks = [read(positions[start:start + 4096]) for start in range(0, len(positions), 4096)]
+        names = blocks[0].keys() if blocks else ()
+        return {name: torch.cat([torch.from_numpy(block[name]).to(self.device, self._dtype) for block in blocks])
+                for name in names}
 
     def __len__(self) -> int:
         return -(-len(self.data.rows) // self.batch_size)
@@ -92,38 +112,34 @@ class SegmentBatches:
     def draw_of_epoch(self, epoch: int) -> int | None:
         return None if self.draws is None else (epoch - 1) % self.draws.count
 
-    def _batch(self, members: np.ndarray, draw: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batch(self, members: np.ndarray, draw: int | None) -> dict[str, torch.Tensor]:
         if self.resident:
             index = torch.from_numpy(members).to(self.device)
-            return self.audio[index].float(), self.vision[index].float()
-        audio, vision = self.data.features.gather(self.data.rows[members])
-        if draw is not None:
-            audio = self.draws.gather(self.draw_rows[members], draw)
-        return torch.from_numpy(audio).to(self.device), torch.from_numpy(vision).to(self.device)
+            return {name: stream[index].float() for name, stream in self.streams.items()}
+        streams = self.data.gather(members, self.draws, self.draw_rows, draw)
+        return {name: torch.from_numpy(array).to(self.device) for name, array in streams.items()}
 
     def epoch(self, epoch: int):
         draw = self.draw_of_epoch(epoch)
         if self.resident and draw is not None and draw != self._resident_draw:
-            self.audio = self._to_device(lambda rows: self.draws.gather(rows, draw), self.draw_rows)
+            self.streams["audio"] = self._to_device(
+                lambda positions: {"audio": self.draws.gather(self.draw_rows[positions], draw)})["audio"]
             self._resident_draw = draw
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
         order = torch.randperm(len(self.data.rows), generator=generator).numpy()
         for start in range(0, len(order), self.batch_size):
             members = np.sort(order[start:start + self.batch_size])  # sorted: sequential reads
-            audio, vision = self._batch(members, draw)
-            yield audio, vision, self.targets[torch.from_numpy(members).to(self.device)]
+            yield self._batch(members, draw), self.targets[torch.from_numpy(members).to(self.device)]
 
 
-def train_one_epoch(model, optimizer, batches, texts: tuple[torch.Tensor, torch.Tensor], settings: TemporalSettings,
+def train_one_epoch(model, optimizer, batches, texts: tuple[torch.Tensor, torch.Tensor], kind,
                     grad_clip: float | None) -> float:
-    """``texts``: the training classes' text embeddings as scored against the audio and the frames."""
+    """``batches``: ``(streams, targets)``; ``texts``: the training classes' text embeddings as scored
+    against the audio and the frames; ``kind``: what is trained (pipeline/trainable.py)."""
     model.train()
-    text_audio, text_vision = texts
-    total, count = torch.zeros((), device=text_audio.device), 0
-    for audio, vision, targets in batches:
-        audio, vision = model(audio, vision)
-        scores = training_scores(cosine(audio, text_audio), cosine(vision, text_vision), settings)
-        loss = F.cross_entropy(scores.flatten(0, 1), targets.flatten())
+    total, count = torch.zeros((), device=texts[0].device), 0
+    for streams, targets in batches:
+        loss = F.cross_entropy(kind.logits(model, streams, texts).flatten(0, 1), targets.flatten())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if grad_clip is not None:
@@ -132,20 +148,6 @@ def train_one_epoch(model, optimizer, batches, texts: tuple[torch.Tensor, torch.
         total += loss.detach() * targets.numel()
         count += targets.numel()
     return float(total) / count
-
-
-def evaluate_model(model, data: SplitData, texts: tuple[torch.Tensor, torch.Tensor], settings: TemporalSettings,
-                   block_videos: int, strategy: str = "v1", f1_batch: int | None = None) -> Evaluation:
-    """Decode the model's segment embeddings against all class names: ``v1`` scoring, or a
-    training-free rule on them (``train.test_strategy``, as the published evaluation can)."""
-    model.eval()
-    sim_a, sim_v = segment_similarities(data.features, data.rows, *texts, block_videos, transform=model)
-    if strategy == "v1":
-        decoded = decode_fine_tuning(sim_a, sim_v, settings.fusion)
-    else:
-        decoded = strategies.strategy(strategy, "train.test_strategy", needs="similarities").decoder().decode(
-            sim_a, sim_v)
-    return score(data.videos, decoded, strategy, data.excluded, f1_batch=f1_batch)
 
 
 def per_subset_selection(history: list) -> dict:
@@ -168,9 +170,20 @@ class TrainingResult:
     history: list
 
 
+def check_trainable(config: Config) -> None:
+    """What can be checked before a run folder is made: the kind's companion streams (a 4-stream
+    fusion needs a phase generator made for the configured family)."""
+    if getattr(configured_kind(config), "companions", False):
+        wanted_companions(config)
+
+
 class Trainer:
+    """Trains what ``train.model`` names (pipeline/trainable.py) on the cache: the train split's
+    seen classes, the epoch picked on ``train.selection``, the best checkpoint tested."""
+
     def __init__(self, config: Config, folder: Path):
         self.config = config
+        self.kind = configured_kind(config)
         self.folder = Path(folder)
         self.checkpoints = self.folder / "checkpoints"
         self.device = resolve_device(config.device)
@@ -179,12 +192,14 @@ class Trainer:
         index.require_splits({"train": "training", selection: "model selection, train.selection",
                               "test": "the final test"})
         draws = config.train.audio_draws
-        cache = ensure_features(config, list(dict.fromkeys(["train", selection, "test"])), index, draws)
-        self.train_data = load_split(cache, index, "train", index.seen_vocabulary)
+        splits = list(dict.fromkeys(["train", selection, "test"]))
+        companions = wanted_companions(config) if getattr(self.kind, "companions", False) else None
+        cache = ensure_features(config, splits, index, draws, companions=companions is not None)
+        self.train_data = load_split(cache, index, "train", index.seen_vocabulary, companions)
         self.draws = AudioDraws(cache, "train", draws, config.train.audio_drop_path) if draws else None
-        self.selection_data = load_split(cache, index, selection, index.all_vocabulary)
+        self.selection_data = load_split(cache, index, selection, index.all_vocabulary, companions)
         self.test_data = self.selection_data if selection == "test" else load_split(cache, index, "test",
-                                                                                    index.all_vocabulary)
+                                                                                    index.all_vocabulary, companions)
         self.text_seen = class_texts(cache, config, index.seen_vocabulary.names, self.device)
         self.text_all = class_texts(cache, config, index.all_vocabulary.names, self.device)
         self.widths = {"audio": self.text_all[0].shape[1], "vision": self.text_all[1].shape[1]}
@@ -194,13 +209,11 @@ class Trainer:
                             "geometric or arithmetic fusion")
 
     def _payload(self, model, epoch: int, metrics: dict) -> dict:
-        return {"model": model.state_dict(), "temporal": dataclasses.asdict(self.config.temporal),
-                "layout": LAYOUT, "widths": self.widths, "config": to_dict(self.config), "epoch": epoch,
+        return {**self.kind.payload(model), "widths": self.widths, "config": to_dict(self.config), "epoch": epoch,
                 "metrics": metrics}
 
     def _evaluate(self, model, data: SplitData) -> Evaluation:
-        return evaluate_model(model, data, self.text_all, self.config.temporal, self.config.eval.block_videos,
-                              self.config.train.test_strategy, self.config.eval.f1_batch)
+        return self.kind.evaluate(model, data, self.text_all, self.config)
 
     def fit(self, resume: bool = False) -> TrainingResult:
         cfg = self.config.train
@@ -208,7 +221,7 @@ class Trainer:
         with writing(self.folder, **RUN_MESSAGES):
             self.folder.mkdir(parents=True, exist_ok=True)
         torch.manual_seed(cfg.seed)
-        model = TemporalModel(self.widths, self.config.temporal).to(self.device)
+        model = self.kind.build(self.widths).to(self.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
         scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(cfg.lr_milestones), cfg.lr_gamma)
         done, history, best = 0, [], None
@@ -239,8 +252,7 @@ class Trainer:
         batches = SegmentBatches(self.train_data, cfg.batch_size, cfg.seed, self.device, draws=self.draws)
         for epoch in range(done + 1, cfg.epochs + 1):
             start = time.perf_counter()
-            loss = train_one_epoch(model, optimizer, batches.epoch(epoch), self.text_seen, self.config.temporal,
-                                   cfg.grad_clip)
+            loss = train_one_epoch(model, optimizer, batches.epoch(epoch), self.text_seen, self.kind, cfg.grad_clip)
             scheduler.step()  # after the epoch, as published (MultiStepLR: milestones in epochs)
             summaries = self._evaluate(model, self.selection_data).summaries
             chosen = summaries["total"]
@@ -266,7 +278,7 @@ class Trainer:
             tensorboard.close()
         if best is None:
             raise UserError("train.epochs is 0: nothing was trained")
-        best_model = model_from_checkpoint(load_checkpoint(self.checkpoints / "best.pt"), self.device)
+        best_model = self.kind.from_checkpoint(load_checkpoint(self.checkpoints / "best.pt"), self.device)
         test = self._evaluate(best_model, self.test_data)
         selection = {"split": cfg.selection, "metric": "mean of accuracy, segment_f1, event_f1 (total)",
                      "best_epoch": best["epoch"], "metrics": {k: best[k] for k in ("accuracy", "segment_f1",
@@ -289,7 +301,7 @@ class Trainer:
 @dataclass
 class CheckpointEvaluation:
     evaluation: Evaluation
-    settings: TemporalSettings  # the checkpoint's own, whatever the config says
+    kind: object  # what the checkpoint holds, with its own settings, whatever the config says
     epoch: int
     excluded_by_split: dict
 
@@ -298,7 +310,8 @@ def usable_checkpoint(config: Config, path) -> dict:
     """The checkpoint at ``path``, checked against the configured encoder before any work: its
     layout, the family it was trained on, its embedding widths."""
     checkpoint = load_checkpoint(path)
-    checkpoint_settings(checkpoint, path)
+    kind = kind_of_checkpoint(checkpoint, path)
+    kind.from_checkpoint(checkpoint, "cpu", path)  # a layout of another version is refused here
     check_fits(path, (checkpoint.get("config") or {}).get("encoder"), checkpoint["widths"], config,
                family(config.encoder.family))
     return checkpoint
@@ -306,20 +319,20 @@ def usable_checkpoint(config: Config, path) -> dict:
 
 def evaluate_checkpoint(config: Config, checkpoint_path, split: str, checkpoint: dict | None = None
                         ) -> CheckpointEvaluation:
-    """A saved checkpoint (with its own temporal settings) on ``split``, all classes + other."""
+    """A saved checkpoint (with its own settings) on ``split``, all classes + other."""
     checkpoint = checkpoint or usable_checkpoint(config, checkpoint_path)
+    kind = kind_of_checkpoint(checkpoint, checkpoint_path)
     device = resolve_device(config.device)
     index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
     index.require_splits({split: "eval.split"})
-    cache = ensure_features(config, [split], index)
-    data = load_split(cache, index, split, index.all_vocabulary)
+    companions = wanted_companions(config, kind.settings) if getattr(kind, "companions", False) else None
+    cache = ensure_features(config, [split], index, companions=companions is not None)
+    data = load_split(cache, index, split, index.all_vocabulary, companions)
     texts = class_texts(cache, config, index.all_vocabulary.names, device)
     widths = {"audio": texts[0].shape[1], "vision": texts[1].shape[1]}
     if checkpoint.get("widths", widths) != widths:
         raise UserError(f"{checkpoint_path} was trained on features of widths {checkpoint['widths']} but the cache at "
                         f"{cache.root} holds {widths}; point cache.dir at the cache it was trained on")
-    model = model_from_checkpoint(checkpoint, device, checkpoint_path)
-    settings = checkpoint_settings(checkpoint, checkpoint_path)
-    evaluation = evaluate_model(model, data, texts, settings, config.eval.block_videos, config.train.test_strategy,
-                                config.eval.f1_batch)
-    return CheckpointEvaluation(evaluation, settings, checkpoint["epoch"], {split: subset_counts(data.excluded)})
+    model = kind.from_checkpoint(checkpoint, device, checkpoint_path)
+    evaluation = kind.evaluate(model, data, texts, config)
+    return CheckpointEvaluation(evaluation, kind, checkpoint["epoch"], {split: subset_counts(data.excluded)})

@@ -58,7 +58,8 @@ def test_resident_training_batches_on_the_gpu_equal_the_cpu_ones(tmp_path):
     data = training.load_split(FeatureCache(config.cache.dir), index, "train", index.seen_vocabulary)
     on_gpu = training.SegmentBatches(data, 8, 1, torch.device("cuda", 0))
     on_cpu = training.SegmentBatches(data, 8, 1, torch.device("cpu"))
-    assert on_gpu.resident and on_gpu.audio.is_cuda
-    for gpu_batch, cpu_batch in zip(on_gpu.epoch(1), on_cpu.epoch(1)):
-        for x, y in zip(gpu_batch, cpu_batch):
-            assert torch.equal(x.cpu(), y)
+    assert on_gpu.resident and on_gpu.streams["audio"].is_cuda
+    for (gpu_streams, gpu_targets), (cpu_streams, cpu_targets) in zip(on_gpu.epoch(1), on_cpu.epoch(1)):
+        assert torch.equal(gpu_targets.cpu(), cpu_targets)
+        for name in cpu_streams:
+            assert torch.equal(gpu_streams[name].cpu(), cpu_streams[name])

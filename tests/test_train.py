@@ -21,6 +21,7 @@ from models.similarity import cosine
 from models.temporal import (TemporalModel, TemporalSettings, checkpoint_settings, fused_scores, load_checkpoint,
                              model_from_checkpoint, training_scores)
 from pipeline import training
+from pipeline.trainable import TemporalLayers
 
 
 @pytest.fixture(scope="module")
@@ -191,8 +192,9 @@ def test_training_lowers_loss_and_raises_validation_accuracy(separable, tmp_path
     config = _config(separable)
     trainer = training.Trainer(config, tmp_path / "run")
     torch.manual_seed(config.train.seed)
-    untrained = training.evaluate_model(TemporalModel(trainer.widths, config.temporal), trainer.selection_data,
-                                        trainer.text_all, config.temporal, 2048).summaries["total"]
+    untrained = TemporalLayers(config.temporal).evaluate(TemporalModel(trainer.widths, config.temporal),
+                                                         trainer.selection_data, trainer.text_all,
+                                                         config).summaries["total"]
     result = trainer.fit()
     losses = [h["train_loss"] for h in result.history]
     assert losses[-1] < losses[0]
@@ -358,12 +360,13 @@ def test_device_resident_batches_equal_gathered_ones(separable):
     data = training.load_split(training.FeatureCache(config.cache.dir), index, "train", index.seen_vocabulary)
     resident = training.SegmentBatches(data, 32, 7, torch.device("cpu"), resident=True)
     gathered = training.SegmentBatches(data, 32, 7, torch.device("cpu"), resident=False)
-    assert resident.audio.dtype == torch.float16  # kept in the cache's dtype
+    assert resident.streams["audio"].dtype == torch.float16  # kept in the cache's dtype
     pairs = list(zip(resident.epoch(2), gathered.epoch(2)))
     assert len(pairs) == len(gathered)
-    for one, other in pairs:
-        for x, y in zip(one, other):
-            assert torch.equal(x, y)
+    for (streams, targets), (other_streams, other_targets) in pairs:
+        assert streams.keys() == other_streams.keys() == {"audio", "vision"} and torch.equal(targets, other_targets)
+        for name in streams:
+            assert torch.equal(streams[name], other_streams[name])
 
 
 def test_a_checkpoint_of_the_earlier_layout_is_refused(separable, tmp_path):
@@ -387,13 +390,14 @@ def test_each_epoch_reads_its_audio_draw_and_zero_draws_read_eval_mode_audio(sep
     draws = AudioDraws(cache, "train", 2, 0.1)
     for resident in (False, True):
         batches = training.SegmentBatches(data, 16, 1, torch.device("cpu"), resident=resident, draws=draws)
-        audio, vision, _ = next(iter(batches.epoch(2)))
+        streams, _ = next(iter(batches.epoch(2)))
+        audio, vision = streams["audio"], streams["vision"]
         members = np.sort(torch.randperm(len(data.rows), generator=torch.Generator().manual_seed(100_003 + 2))
                           .numpy()[:16])
         torch.testing.assert_close(audio, torch.from_numpy(draws.gather(batches.draw_rows[members], 1)))
         torch.testing.assert_close(vision, torch.from_numpy(data.features.gather(data.rows[members])[1]))
     plain = training.SegmentBatches(data, 16, 1, torch.device("cpu"))
-    audio, _, _ = next(iter(plain.epoch(2)))
+    audio = next(iter(plain.epoch(2)))[0]["audio"]
     torch.testing.assert_close(audio, torch.from_numpy(data.features.gather(data.rows[members])[0]))
     _, without = _run(separable, tmp_path / "none", "train.audio_draws=0", "train.epochs=1")
     assert without["history"][0]["audio_draw"] is None
@@ -406,12 +410,12 @@ SCRIPT = [(0.9, 0.30), (0.2, 0.50), (0.3, 0.45), (0.1, 0.50), (0.95, 0.20)]
 
 
 def _scripted_selection(monkeypatch, script_by_subset):
-    """evaluate_model as it is, but the selection split's summaries follow ``script_by_subset``
-    (subset -> per epoch (accuracy, average)); returns the weights seen at each epoch."""
-    original, calls, weights = training.evaluate_model, [], []
+    """The temporal layers' evaluation as it is, but the selection split's summaries follow
+    ``script_by_subset`` (subset -> per epoch (accuracy, average)); returns the weights seen at each epoch."""
+    original, calls, weights = TemporalLayers.evaluate, [], []
 
-    def scripted(model, data, texts, settings, block_videos, *decoding):
-        evaluation = original(model, data, texts, settings, block_videos, *decoding)
+    def scripted(self, model, data, texts, config):
+        evaluation = original(self, model, data, texts, config)
         if len(calls) < len(next(iter(script_by_subset.values()))):  # the per-epoch selection passes
             weights.append({k: v.clone() for k, v in model.state_dict().items()})
             for subset, script in script_by_subset.items():
@@ -421,7 +425,7 @@ def _scripted_selection(monkeypatch, script_by_subset):
             calls.append(len(calls) + 1)
         return evaluation
 
-    monkeypatch.setattr(training, "evaluate_model", scripted)
+    monkeypatch.setattr(TemporalLayers, "evaluate", scripted)
     return weights
 
 

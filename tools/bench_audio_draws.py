@@ -33,6 +33,7 @@ from models.temporal import TemporalModel  # noqa: E402
 from pipeline import training  # noqa: E402
 from pipeline.extraction import extract  # noqa: E402
 from pipeline.synthetic_cache import make_synthetic_cache  # noqa: E402
+from pipeline.trainable import TemporalLayers  # noqa: E402
 from tools import annotation_files  # noqa: E402
 from tools.bench_encoders import flops_per_segment  # noqa: E402
 
@@ -73,7 +74,7 @@ def epoch_times(meta_csv, label_json) -> tuple[float, float, int]:
             optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
             batches = training.SegmentBatches(data, config.train.batch_size, 0, torch.device("cpu"), draws=with_draws)
             start = time.perf_counter()
-            training.train_one_epoch(model, optimizer, batches.epoch(1), (text, text), config.temporal,
+            training.train_one_epoch(model, optimizer, batches.epoch(1), (text, text), TemporalLayers(config.temporal),
                                      config.train.grad_clip)
             times[with_draws is not None].append(time.perf_counter() - start)
         return min(times[False]), min(times[True]), len(data.rows)

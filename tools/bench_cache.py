@@ -29,6 +29,7 @@ from models.families import family  # noqa: E402
 from models.temporal import TemporalModel  # noqa: E402
 from pipeline import training  # noqa: E402
 from pipeline.extraction import build_encoder, extract  # noqa: E402
+from pipeline.trainable import TemporalLayers  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,7 +44,7 @@ def _encode_every_epoch(config, videos, encoder, workers: int, epoch: int):
                         num_workers=workers, collate_fn=collate_media)
     targets = torch.from_numpy(videos.segment_classes)
     for batch in loader:  # clone: inference-mode outputs cannot enter autograd
-        yield (encoder.audio(batch["audio"]).clone(), encoder.vision(batch["frames"]).clone(),
+        yield ({"audio": encoder.audio(batch["audio"]).clone(), "vision": encoder.vision(batch["frames"]).clone()},
                targets[batch["positions"]])
 
 
@@ -67,6 +68,7 @@ def main(argv=None) -> None:
         text = encoder.class_names(index.seen_vocabulary.names, "{}", "audio")
         texts = (text, text)  # one ImageBind text tower for both modalities
         settings = config.temporal
+        kind = TemporalLayers(settings)
 
         def fresh():
             torch.manual_seed(0)
@@ -77,7 +79,7 @@ def main(argv=None) -> None:
         start = time.perf_counter()
         for epoch in range(1, args.epochs + 1):
             batches = _encode_every_epoch(config, videos, encoder, args.workers, epoch)
-            training.train_one_epoch(model, optimizer, batches, texts, settings, config.train.grad_clip)
+            training.train_one_epoch(model, optimizer, batches, texts, kind, config.train.grad_clip)
         every_epoch = time.perf_counter() - start
 
         model, optimizer = fresh()
@@ -87,7 +89,7 @@ def main(argv=None) -> None:
         data = training.load_split(cache, index, "train", index.seen_vocabulary)
         batches = training.SegmentBatches(data, config.train.batch_size, 0, torch.device("cpu"))
         for epoch in range(1, args.epochs + 1):
-            training.train_one_epoch(model, optimizer, batches.epoch(epoch), texts, settings, config.train.grad_clip)
+            training.train_one_epoch(model, optimizer, batches.epoch(epoch), texts, kind, config.train.grad_clip)
         cached = time.perf_counter() - start
 
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "

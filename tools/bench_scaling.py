@@ -112,6 +112,7 @@ def run_case(kind: str, split: str, work: Path) -> dict:
     from pipeline import training
     from pipeline.evaluate import evaluate_strategy
     from pipeline.outputs import RunWriter
+    from pipeline.trainable import TemporalLayers
 
     config = case_config(kind, split, work)
     index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
@@ -133,8 +134,8 @@ def run_case(kind: str, split: str, work: Path) -> dict:
             model = TemporalModel(text.shape[1], config.temporal)
             optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
             batches = training.SegmentBatches(data, config.train.batch_size, 0, torch.device("cpu"))
-            training.train_one_epoch(model, optimizer, batches.epoch(1), (text, text), config.temporal,
-                                     config.train.grad_clip)
+            training.train_one_epoch(model, optimizer, batches.epoch(1), (text, text),
+                                     TemporalLayers(config.temporal), config.train.grad_clip)
         result["seconds"] = time.perf_counter() - start
     result["peak_anonymous_bytes"] = memory.peak_anon
     result["peak_resident_bytes"] = memory.peak_resident

@@ -53,12 +53,11 @@ def main(argv=None) -> None:
         optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
         batches = training.SegmentBatches(trainer.train_data, config.train.batch_size, 0, trainer.device)
         start = time.perf_counter()
-        training.train_one_epoch(model, optimizer, batches.epoch(1), trainer.text_seen, config.temporal,
+        training.train_one_epoch(model, optimizer, batches.epoch(1), trainer.text_seen, trainer.kind,
                                  config.train.grad_clip)
         epoch = time.perf_counter() - start
         start = time.perf_counter()
-        training.evaluate_model(model, trainer.selection_data, trainer.text_all, config.temporal,
-                                config.eval.block_videos)
+        trainer.kind.evaluate(model, trainer.selection_data, trainer.text_all, config)
         validation = time.perf_counter() - start
         start = time.perf_counter()
         trainer.fit()

@@ -201,7 +201,7 @@ MUTANTS = (
            (f"{T_TRAIN}::test_the_learning_rate_halves_at_the_milestones_and_resumes_exactly",)),
     Mutant("f1-batch-ignored", "pipeline/evaluate.py", "scores.summary(masks[s], f1_batch)", "scores.summary(masks[s])",
            (f"{T_TRAIN}::test_the_published_options_train_and_are_recorded_in_the_checkpoint",)),
-    Mutant("test-strategy-ignored", "pipeline/training.py", 'if strategy == "v1":', "if True:",
+    Mutant("test-strategy-ignored", "pipeline/trainable.py", 'if strategy == "v1":', "if True:",
            (f"{T_TRAIN}::test_the_published_options_train_and_are_recorded_in_the_checkpoint",)),
     # LanguageBind
     Mutant("languagebind-resize-without-antialias", "models/languagebind.py",

@@ -30,6 +30,7 @@ from models.segment_encoder import PRECISIONS, SegmentEncoder
 
 SHARED_TEXT = False  # one text tower scores both modalities
 AUDIO_DRAWS = False
+PHASE_INPUT = None  # no phase stream (complex fusion's 4 streams): the imagebind family defines one
 SIZES_DIR = Path(__file__).resolve().parent / "clip_clap_sizes"
 RANDOM_INIT_SEED = 0
 CLAP_RATE = 48000

@@ -13,8 +13,10 @@ import torch
 
 from data.audio_draws import draw_masks
 from data.feature_cache import RANDOM_CHECKPOINT, checkpoint_identity
-from data.preprocess import PREPROCESSING, audio_clips, audio_segments, frame_tensor, tokenize, video_frames
+from data.preprocess import (AUDIO_SHAPE, PHASE_SHAPE, PREPROCESSING, audio_clips, audio_segments, frame_tensor,
+                             phase_clips, ten_seconds, tokenize, video_frames)
 from models.checkpoint import load_pretrained_imagebind, missing_checkpoint_message
+from models.complex_fusion import instantaneous_frequency
 from models.imagebind import ImageBindSize, build_imagebind
 from models.segment_encoder import PRECISIONS, SegmentEncoder
 
@@ -23,6 +25,8 @@ AUDIO_DRAWS = True
 RANDOM_INIT_SEED = 0
 decode_audio = audio_segments
 decode_frames = video_frames
+AUDIO_INPUT = AUDIO_SHAPE[1:]  # one segment's audio-encoder input: what the phase generator writes
+PHASE_INPUT = PHASE_SHAPE  # one segment's instantaneous frequency: what the phase generator reads
 
 
 def audio_window(samples: np.ndarray) -> torch.Tensor:
@@ -33,6 +37,25 @@ def audio_window(samples: np.ndarray) -> torch.Tensor:
 def frame_window(images) -> torch.Tensor:
     """The window's pictures -> ``[n, 3, 224, 224]``."""
     return torch.stack([frame_tensor(image) for image in images])
+
+
+def phase_settings() -> dict:
+    """What the phase stream's input is made of (complex-valued fusion, 4 streams)."""
+    return {"stft": "each 1 s segment tiled to 2 s, mean removed, channel 0; 25 ms symmetric Hann frames every "
+                    "10 ms, FFT 512 (257 bins), zero-padded to 204 frames",
+            "instantaneous_frequency": "((phase[t] - phase[t - 1]) mod 2 pi) - pi, first frame against 0",
+            "input": list(PHASE_INPUT), "output": list(AUDIO_INPUT)}
+
+
+def phase_window(samples: np.ndarray) -> torch.Tensor:
+    """``[n * 16000]`` mono 16 kHz float samples -> ``[n, 1, 257, 204]`` instantaneous frequency."""
+    return instantaneous_frequency(phase_clips(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))[None]))
+
+
+def decode_phase(wav) -> torch.Tensor:
+    """One video's WAV -> ``[10, 1, 257, 204]`` instantaneous frequency of each segment (the same
+    10 s as :func:`data.preprocess.audio_segments` reads)."""
+    return instantaneous_frequency(phase_clips(ten_seconds(wav)))
 
 
 def widths(config) -> dict[str, int]:

@@ -36,6 +36,7 @@ image_transform = towers.image_transform  # PIL picture -> [3, 224, 224]
 
 SHARED_TEXT = True  # one text tower scores both modalities
 AUDIO_DRAWS = False  # no stochastic depth in the audio tower at inference
+PHASE_INPUT = None  # no phase stream (complex fusion's 4 streams): the imagebind family defines one
 SIZES_DIR = Path(__file__).resolve().parent / "languagebind_sizes"
 RANDOM_INIT_SEED = 0
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")

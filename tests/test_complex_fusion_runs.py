@@ -1,0 +1,136 @@
+"""Complex-valued fusion trained through train.py on the cache like the fine-tuning baseline: the
+same outputs, selection and resume; a rule the geometric mean cannot express is learnt."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import train
+from common import config as config_io
+from common.errors import UserError
+from common.schema import Config
+from conftest import REPO, separable_cache
+from data.annotations import AnnotationIndex
+from data.feature_cache import FeatureCache
+from data.synthetic import SyntheticSpec
+from models.decoders import decode_fine_tuning
+from models.similarity import cosine
+from pipeline import training
+
+SMALL = ["device=cpu", "temporal.attn_dim=16", "temporal.ffn_dim=32", "train.lr=1e-2", "train.epochs=4",
+         "train.tensorboard=false", "output.plots=false", "complex.hidden=8"]
+
+
+@pytest.fixture(scope="module")
+def separable(tmp_path_factory):
+    overrides, paths = separable_cache(tmp_path_factory.mktemp("fusion"),
+                                       SyntheticSpec(train_per_class=20, val_per_class=6, test_per_class=6),
+                                       "complex_fusion_2stream.yaml", 0.4, *SMALL)
+    return overrides
+
+
+CONFIG = ["--config", str(REPO / "configs" / "complex_fusion_2stream.yaml")]
+
+
+def _run(overrides, root, *extra):
+    train.main([*CONFIG, *overrides, f"output.root={root}", *extra])
+    folder = root / "complex_fusion_2stream"
+    return folder, json.loads((folder / "results.json").read_text())
+
+
+def test_a_fusion_run_writes_what_a_fine_tuning_run_writes_and_evaluates_again(separable, tmp_path):
+    folder, results = _run(separable, tmp_path / "runs")
+    for name in ("results.json", "predictions.csv", "history.csv", "config.yaml", "checkpoints/best.pt",
+                 "checkpoints/last.pt"):
+        assert (folder / name).is_file(), name
+    assert results["method"] == "complex-valued fusion (2 streams, complex CNN)" and results["strategy"] == \
+        "complex_fusion"
+    assert len(results["history"]) == 4 and results["selection"]["split"] == "val"
+    best = torch.load(folder / "checkpoints" / "best.pt", weights_only=True)
+    assert best["complex"]["streams"] == 2 and best["layout"] == "complex-fusion/1"
+    assert sum(v.numel() for k, v in best["model"].items() if k.startswith("cnn.") and "running" not in k
+               and "num_batches" not in k) == 96 + 3 * 656 + 4 * 32 + 18  # convolutions, norms, 1 x 1 at hidden 8
+    train.main([*CONFIG, *separable, f"output.root={tmp_path / 'again'}", "--evaluate",
+                str(folder / "checkpoints" / "best.pt")])
+    again = json.loads((tmp_path / "again" / "complex_fusion_2stream_best_test" / "results.json").read_text())
+    assert again["metrics"] == results["metrics"]
+
+
+def test_resume_continues_a_fusion_run_exactly(separable, tmp_path, monkeypatch):
+    _, whole = _run(separable, tmp_path / "whole")
+    saves = {"last": 0}
+    original = training.save_checkpoint
+
+    def interrupted(path, payload):
+        if path.name == "last.pt":
+            saves["last"] += 1
+            if saves["last"] == 2:
+                raise KeyboardInterrupt
+        return original(path, payload)
+
+    monkeypatch.setattr(training, "save_checkpoint", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(separable, tmp_path / "cut")
+    monkeypatch.undo()
+    _, resumed = _run(separable, tmp_path / "cut", "--resume")
+    assert resumed["metrics"] == whole["metrics"]
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in whole["history"]]
+
+
+@pytest.mark.parametrize("extra, method", [(["complex.fusion=real"], "complex-valued fusion (2 streams, real CNN)"),
+                                           (["complex.swap=true"], "complex-valued fusion (2 streams, complex CNN, "
+                                                                   "swapped)")])
+def test_the_ablations_run(separable, tmp_path, extra, method):
+    _, results = _run(separable, tmp_path, "train.epochs=1", *extra)
+    assert results["method"] == method
+
+
+def test_four_streams_without_a_generator_stop_before_any_work(separable, tmp_path):
+    with pytest.raises(UserError, match="complex.generator is not set: 4 streams need the phase generator"):
+        _run(separable, tmp_path, "complex.streams=4")
+    assert not (tmp_path / "complex_fusion_2stream").exists()
+
+
+@pytest.fixture(scope="module")
+def deaf_to_names(tmp_path_factory):
+    """A cache where an event's frames look like its class name and its sound like the opposite of
+    its class name (audio-text cosine about -0.4), while background sounds and looks like `other`."""
+    root = tmp_path_factory.mktemp("deaf")
+    overrides, paths = separable_cache(root, SyntheticSpec(train_per_class=24, val_per_class=8, test_per_class=8),
+                                       "complex_fusion_2stream.yaml", 0.6, *SMALL)
+    config = config_io.load(Config, REPO / "configs" / "complex_fusion_2stream.yaml", overrides)
+    index = AnnotationIndex.load(paths["meta_csv"], paths["label_json"])
+    cache = FeatureCache(config.cache.dir)
+    background = len(index.all_vocabulary) - 1
+    for split in ("train", "val", "test"):
+        classes = index.videos(split, vocabulary=index.all_vocabulary).segment_classes
+        audio = np.load(cache.split_dir(split) / "audio.npy", mmap_mode="r+")
+        event = classes != background
+        audio[event] = -audio[event]  # heard as the opposite of its name
+        audio.flush()
+    return overrides, config, index
+
+
+def test_fusion_learns_a_rule_the_geometric_mean_cannot(deaf_to_names, tmp_path):
+    """sqrt(relu(s_v * s_a)) is 0 for an event's own class whenever its audio-text cosine is
+    negative, so the geometric mean of the frozen similarities can never label those segments with
+    their class; the fusion reads the two similarities as one complex number and learns to."""
+    overrides, config, index = deaf_to_names
+    cache = FeatureCache(config.cache.dir)
+    test = index.videos("test", vocabulary=index.all_vocabulary)
+    features = cache.split("test")
+    audio, vision = features.gather(features.rows(test.vid_names)[0])
+    names = list(index.all_vocabulary.names)
+    sim_a = cosine(torch.from_numpy(audio), torch.from_numpy(cache.text(names, "{}", "audio"))).numpy()
+    sim_v = cosine(torch.from_numpy(vision), torch.from_numpy(cache.text(names, "{}", "vision"))).numpy()
+    truth = test.segment_classes
+    event = truth != len(names) - 1
+    geometric = decode_fine_tuning(sim_a, sim_v, "geometric").segment_labels
+    assert (geometric[event] == truth[event]).mean() < 0.05
+    _, results = _run(overrides, tmp_path, "train.epochs=12", "train.lr=1e-2")
+    predictions = {row.split(",")[0]: row for row in (tmp_path / "complex_fusion_2stream" /
+                                                      "predictions.csv").read_text().splitlines()[1:]}
+    assert results["metrics"]["total"]["accuracy"] > 0.8, results["metrics"]["total"]
+    assert len(predictions) == len(test)
