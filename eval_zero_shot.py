@@ -6,6 +6,7 @@ best-matching class names agree), CueRator's rule, or a trained model's strategy
     bash run_baseline_v0.sh --strategy v0 eval.split=val
     bash run_baseline_v0.sh --strategy cuerator_rule cuerator.rule_file=runs/cuerator_policy/rule.json
     bash run_baseline_v0.sh --strategy cuerator_policy --checkpoint runs/cuerator_policy/checkpoints/best.ckpt
+    bash run_baseline_v0.sh --checkpoint runs/complex_fusion_2stream/checkpoints/best.pt   # its strategy from the file
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ def main(argv=None) -> None:
     parser = cli.parser_with_config(__doc__, DEFAULT_CONFIG)
     parser.add_argument("--strategy", choices=strategies.names(), help="; ".join(
         f"{name}: {s.summary}" for name, s in strategies.registry().items()) + f" (default {strategies.DEFAULT})")
-    parser.add_argument("--checkpoint", help="the trained file of a checkpoint strategy (eval.checkpoint)")
+    parser.add_argument("--checkpoint", help="the trained file of a checkpoint strategy (eval.checkpoint); without "
+                                             "--strategy, the strategy that reads the file")
     parser.add_argument("--split", choices=("val", "test"))
     args = cli.parse(parser, argv)
+    if args.checkpoint and not args.strategy:
+        args.strategy = strategies.for_checkpoint(args.checkpoint).name
     shortcuts = ([f"eval.strategy={args.strategy}"] if args.strategy else []) + (
         [f"eval.split={args.split}"] if args.split else []) + (
         [f"eval.checkpoint={args.checkpoint}"] if args.checkpoint else [])

@@ -25,12 +25,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
+from common.errors import UserError
 from common.schema import ComplexSettings, TemporalSettings
 from data.companions import read_pictures
 from models.similarity import cosine
 from models.temporal import TemporalBlock
 
 STREAMS = {2: ("vision", "audio"), 4: ("vision", "ihsv", "audio", "phase")}
+FUSION_LAYOUT = "complex-fusion/1"  # parameter layout of ComplexFusion, stored with its checkpoints
 TEXT_OF = {"vision": "vision", "ihsv": "vision", "audio": "audio", "phase": "audio"}  # which text table scores it
 EPS = 1e-8  # keeps a min-max rescale finite when a segment's scores are all equal
 
@@ -145,6 +147,17 @@ class ComplexFusion(nn.Module):
 
     def record(self) -> dict:
         return {"complex": asdict(self.settings), "temporal": asdict(self.temporal)}
+
+
+def fusion_from_checkpoint(state: dict, device, path="checkpoint") -> ComplexFusion:
+    """The fusion a train.py checkpoint holds, in eval mode on ``device``."""
+    if state.get("layout") != FUSION_LAYOUT:
+        raise UserError(f"{path} holds complex-valued fusion of another layout ({state.get('layout')!r}); train it "
+                        "again with this version")
+    model = ComplexFusion(state["widths"], ComplexSettings(**state["complex"]),
+                          TemporalSettings(**state["temporal"])).to(device)
+    model.load_state_dict(state["model"])
+    return model.eval()
 
 
 # --- the companions' pure parts ---------------------------------------------------------

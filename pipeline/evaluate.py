@@ -7,6 +7,7 @@ are counted in every result.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,8 +16,10 @@ import torch
 import metrics
 from common.errors import UserError
 from common.schema import Config
-from data.annotations import SUBSETS, AnnotationIndex, VideoSet
-from data.feature_cache import FeatureCache
+from data.annotations import SUBSETS, AnnotationIndex, VideoSet, Vocabulary
+from data.companions import STREAMS as COMPANION_STREAMS
+from data.companions import Companions
+from data.feature_cache import FeatureCache, SplitFeatures
 from models import strategies
 from models.decoders import Decoded
 from models.families import family
@@ -24,7 +27,7 @@ from models.segment_encoder import resolve_device
 from models.similarity import segment_similarities
 from models.strategies import Decoder
 from models.temporal import check_fits
-from pipeline.extraction import ensure_features
+from pipeline.extraction import ensure_features, wanted_companions
 
 
 @dataclass
@@ -74,6 +77,49 @@ def cached_videos(cache: FeatureCache, videos: VideoSet):
     features = cache.split(videos.split)
     rows, excluded = features.rows(videos.vid_names)
     return features, rows[~excluded], videos.select(~excluded), videos.select(excluded)
+
+
+@dataclass
+class SplitData:
+    features: SplitFeatures
+    rows: np.ndarray  # cache rows of the videos kept
+    videos: VideoSet  # kept videos, in order
+    excluded: VideoSet  # videos the cache left out
+    companions: Companions | None = None  # the split's companion streams, when the model reads them
+    companion_rows: np.ndarray | None = None  # their rows of the videos kept
+
+    def gather(self, positions, draws=None, draw_rows=None, draw: int | None = None) -> dict:
+        """The streams of the kept videos at ``positions`` as float32 ``[n, 10, D]`` arrays:
+        audio (or audio draw ``draw``), vision and the companions the split has."""
+        audio, vision = self.features.gather(self.rows[positions])
+        if draw is not None:
+            audio = draws.gather(draw_rows[positions], draw)
+        streams = {"audio": audio, "vision": vision}
+        if self.companions is not None:
+            streams.update(self.companions.gather(self.companion_rows[positions]))
+        return streams
+
+
+def load_split(cache: FeatureCache, index: AnnotationIndex, split: str, vocabulary: Vocabulary,
+               companions: dict | None = None) -> SplitData:
+    """A split's cached features; ``companions`` (their wanted provenance): its companion streams too."""
+    data = SplitData(*cached_videos(cache, index.videos(split, vocabulary=vocabulary)))
+    if companions is not None:
+        data.companions = Companions(cache, split, companions)
+        data.companion_rows = data.companions.rows(data.videos.vid_names)
+    return data
+
+
+def fused_scores(fuse, data: SplitData, texts: dict, block_videos: int) -> np.ndarray:
+    """A fusing model's scores ``[N, T, K]`` (``fuse(streams, texts)``) over a split, in blocks of videos."""
+    scores, device = [], texts["audio"].device
+    with torch.inference_mode():
+        for start in range(0, len(data.rows), block_videos):
+            streams = data.gather(np.arange(start, min(start + block_videos, len(data.rows))))
+            block = fuse({name: torch.from_numpy(array).to(device) for name, array in streams.items()}, texts)
+            scores.append(block.float().cpu().numpy())
+    empty = np.zeros((0, data.features.audio.shape[1], texts["audio"].shape[0]), np.float32)
+    return np.concatenate(scores) if scores else empty
 
 
 def identical_rows(table: np.ndarray) -> np.ndarray:
@@ -132,6 +178,8 @@ def configured_decoder(config: Config, device) -> Decoder:
                         "(--checkpoint or eval.checkpoint)")
     decoder = chosen.decoder(checkpoint, device)
     check_fits(checkpoint, decoder.encoder, decoder.widths, config, family(config.encoder.family))
+    if decoder.fuse is not None:
+        fused_config(config, decoder)  # a 4-stream model's companions can be made here
     return decoder
 
 
@@ -142,6 +190,8 @@ def evaluate_strategy(config: Config, index: AnnotationIndex | None = None, deco
     decoder = decoder or configured_decoder(config, device)
     index = index or AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
     index.require_splits({config.eval.split: "eval.split"})
+    if decoder.fuse is not None:
+        return _evaluate_fused(config, index, decoder, device)
     cache = ensure_features(config, [config.eval.split], index)
     videos = index.videos(config.eval.split, vocabulary=index.all_vocabulary)
     features, rows, kept, excluded = cached_videos(cache, videos)
@@ -149,3 +199,24 @@ def evaluate_strategy(config: Config, index: AnnotationIndex | None = None, deco
     sim_a, sim_v, per_video = decoder_similarities(decoder, features, rows, texts, config.eval.block_videos)
     decoded = decoder.decode(sim_a, sim_v, **per_video)
     return score(kept, decoded, decoder.strategy.name, excluded, f1_batch=config.eval.f1_batch)
+
+
+def fused_config(config: Config, decoder: Decoder) -> tuple[Config, dict | None]:
+    """The config a fusing decoder's streams are read with (its own companion settings) and the
+    companions' wanted provenance (None when it reads no companion stream)."""
+    if not set(decoder.streams) & set(COMPANION_STREAMS):
+        return config, None
+    config = dataclasses.replace(config, complex=decoder.settings)
+    return config, wanted_companions(config)
+
+
+def _evaluate_fused(config: Config, index: AnnotationIndex, decoder: Decoder, device) -> Evaluation:
+    """A fusing model's labels on the split, the companion streams it reads extracted when missing."""
+    config, companions = fused_config(config, decoder)
+    split = config.eval.split
+    cache = ensure_features(config, [split], index, companions=companions is not None)
+    data = load_split(cache, index, split, index.all_vocabulary, companions)
+    audio, vision = class_texts(cache, config, index.all_vocabulary.names, device)
+    scores = fused_scores(decoder.fuse, data, {"audio": audio, "vision": vision}, config.eval.block_videos)
+    return score(data.videos, decoder.strategy.rule(scores), decoder.strategy.name, data.excluded,
+                 f1_batch=config.eval.f1_batch)

@@ -48,6 +48,7 @@ from data.embedding_store import EmbeddingStore, StoredVideo
 from data.feature_cache import CacheError, FeatureCache, file_sha256
 from data.loading import decoding_worker, num_workers
 from data.raw_videos import VIDEO_SUFFIXES
+from data.companions import STREAMS as COMPANION_STREAMS
 from data.video_windows import WINDOW, Window, Windows, worker_context
 from models import strategies
 from models.families import family
@@ -56,7 +57,7 @@ from models.similarity import cosine
 from models.strategies import Decoder
 from models.temporal import check_fits
 from pipeline.evaluate import class_texts
-from pipeline.extraction import missing_text, prepare_cache, write_missing_text
+from pipeline.extraction import generator_identity, missing_text, prepare_cache, write_missing_text
 
 LABEL_BATCH = 256  # windows labelled per model call: bounds memory for hours of video
 LOGIT_SCALE = 100.0  # temperature of the confidence softmax (CLIP's logit scale)
@@ -65,6 +66,22 @@ SCORE_DIGITS = 4  # an event's score as written; the threshold compares that val
 
 class UsageError(UserError):
     """A mistake in how the localizer was called (exit status 2)."""
+
+
+class CompanionInputs:
+    """A stand-in family for the decoding windows that prepares the companion streams' inputs: the
+    family's phase input of the sound, and its frame input of each picture's iHSV companion."""
+
+    def __init__(self, family_name: str, negative: str):
+        self.family_name, self.negative = family_name, negative
+
+    def audio_window(self, samples):
+        return family(self.family_name).phase_window(samples)
+
+    def frame_window(self, images):
+        from models.complex_fusion import ihsv_pictures
+
+        return family(self.family_name).frame_window(ihsv_pictures(images, self.negative))
 
 
 class NotAFile(Exception):
@@ -191,6 +208,7 @@ class Localizer:
         self.store = EmbeddingStore(self.cache)
         self.device = resolve_device(config.device, self.process.local_rank)
         self._encoder = None
+        self._generators: dict = {}
         self._decodings: dict = {}
         self._keys: dict = {}
         self.encoded_names: list[str] = []  # names whose text embeddings the last call encoded
@@ -211,6 +229,8 @@ class Localizer:
         if key not in self._decodings:
             decoder = strategies.checkpoint_decoder(str(checkpoint), self.device, strategy, "--strategy")
             check_fits(checkpoint, decoder.encoder, decoder.widths, self.config, self.backbone, UsageError)
+            if set(decoder.streams) & set(COMPANION_STREAMS):
+                self._generator(decoder.settings)  # a phase generator that does not fit: one line, before work
             self._decodings[key] = dataclasses.replace(
                 decoder, options={**decoder.options, **decoder.strategy.localizer_options})
         return self._decodings[key]
@@ -265,9 +285,10 @@ class Localizer:
                 results[i].status = "unreadable"
                 results[i].reason = f"{videos[i]} cannot be read: {type(err).__name__}: {err.strerror or err}"
         stored = self._stored(videos, keys, results)
+        extra = self._companions(decoding, {key: videos[i] for i, key in keys.items() if key in stored}, stored)
         for i, key in keys.items():
             if key in stored:
-                self._label(results[i], stored[key], names, text_audio, text_vision, decoding)
+                self._label(results[i], stored[key], names, text_audio, text_vision, decoding, extra.get(key, {}))
         return [results[i] for i in mine]
 
     def _open_cache(self) -> None:
@@ -427,8 +448,49 @@ class Localizer:
             done.add(key)
             bar.update(1)
 
+    def _companions(self, decoding: Decoder, paths: dict, stored: dict) -> dict:
+        """The companion streams a fusing decoder reads (``{key: {stream: [T, D]}}``), computed from
+        each video again: its frames' iHSV pictures through the vision encoder, its audio's
+        instantaneous frequency through the decoder's phase generator and the audio encoder."""
+        if not set(decoding.streams) & set(COMPANION_STREAMS) or not paths:
+            return {}
+        from models.phase_gan import from_mel_domain, to_if_domain
+
+        settings = decoding.settings
+        generator = self._generator(settings)
+        keys = list(paths)
+        jobs = [(n, paths[key], 0) for n, key in enumerate(keys)]
+        inputs = CompanionInputs(self.config.encoder.family, settings.ihsv_negative)
+        made = {key: {"ihsv": [], "phase": []} for key in keys}
+        with torch.inference_mode():
+            for window in Windows(jobs, inputs, self.config.video.audio_track):
+                if window.audio is None:
+                    continue
+                translated = from_mel_domain(generator(to_if_domain(window.audio.to(self.device))))
+                phase, ihsv = self.encoder().segments(translated[None], window.frames[None])
+                made[keys[window.video]]["phase"].append(phase[0].numpy())
+                made[keys[window.video]]["ihsv"].append(ihsv[0].numpy())
+        out = {}
+        for key, parts in made.items():
+            arrays = {name: np.concatenate(blocks) for name, blocks in parts.items() if blocks}
+            if any(len(array) != len(stored[key].audio) for array in arrays.values()):
+                raise UserError(f"{paths[key]} gave {len(arrays.get('ihsv', []))} companion segments for "
+                                f"{len(stored[key].audio)} stored ones; the file changed while it was read")
+            out[key] = arrays
+        return out
+
+    def _generator(self, settings):
+        """The phase generator of a 4-stream decoder, read once, checked against the encoder."""
+        from models.phase_gan import load_generator
+
+        if settings.generator not in self._generators:
+            self._generators[settings.generator] = load_generator(
+                settings.generator, self.device, generator_identity(self.config), self.backbone.PHASE_INPUT,
+                self.backbone.AUDIO_INPUT)
+        return self._generators[settings.generator]
+
     def _label(self, result: VideoResult, stored: StoredVideo, names, text_audio, text_vision,
-               decoding: Decoder) -> None:
+               decoding: Decoder, companions: dict | None = None) -> None:
         meta, audio, vision = stored.meta, stored.audio, stored.vision
         result.duration, result.starts = meta["duration"], list(stored.starts)
         result.status, result.reason = meta.get("status", "ok"), meta.get("reason", "")
@@ -442,11 +504,19 @@ class Localizer:
                 width = min(WINDOW, end - start)
                 a = torch.from_numpy(np.array(audio[start:end])).view(-1, width, audio.shape[1]).to(self.device)
                 v = torch.from_numpy(np.array(vision[start:end])).view(-1, width, vision.shape[1]).to(self.device)
-                per_video = decoding.per_video(a, v) if decoding.per_video is not None else {}
-                if decoding.transform is not None:
-                    a, v = decoding.transform(a, v)
-                sim_a, sim_v = cosine(a, text_audio), cosine(v, text_vision)
-                decoded = decoding.decode(sim_a.cpu().numpy(), sim_v.cpu().numpy(), **per_video)
+                if decoding.fuse is not None:  # confidences below stay those of the frozen embeddings
+                    streams = {"audio": a, "vision": v, **{
+                        name: torch.from_numpy(array[start:end]).view(-1, width, array.shape[1]).to(self.device)
+                        for name, array in (companions or {}).items()}}
+                    scores = decoding.fuse(streams, {"audio": text_audio, "vision": text_vision})
+                    decoded = decoding.strategy.rule(scores.cpu().numpy())
+                    sim_a, sim_v = cosine(a, text_audio), cosine(v, text_vision)
+                else:
+                    per_video = decoding.per_video(a, v) if decoding.per_video is not None else {}
+                    if decoding.transform is not None:
+                        a, v = decoding.transform(a, v)
+                    sim_a, sim_v = cosine(a, text_audio), cosine(v, text_vision)
+                    decoded = decoding.decode(sim_a.cpu().numpy(), sim_v.cpu().numpy(), **per_video)
                 labels.append(decoded.segment_labels.reshape(-1))
                 p_audio.append(torch.softmax(LOGIT_SCALE * sim_a, dim=-1).reshape(-1, len(names)).cpu().numpy())
                 p_frame.append(torch.softmax(LOGIT_SCALE * sim_v, dim=-1).reshape(-1, len(names)).cpu().numpy())

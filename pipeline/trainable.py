@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import torch
 
-from common.errors import UserError
 from common.schema import ComplexSettings, Config, TemporalSettings
 from data.companions import STREAMS as COMPANION_STREAMS
-from metrics import labels_to_matrix
 from models import strategies
+from models.complex_fusion import FUSION_LAYOUT, ComplexFusion, fusion_from_checkpoint
 from models.complex_fusion import STREAMS as FUSION_STREAMS
-from models.complex_fusion import ComplexFusion
-from models.decoders import Decoded, decode_fine_tuning
+from models.decoders import decode_fine_tuning
 from models.similarity import cosine, segment_similarities
+from models.strategies.complex_fusion import decode_fused
 from models.temporal import LAYOUT, TemporalModel, checkpoint_settings, model_from_checkpoint, training_scores
-from pipeline.evaluate import Evaluation, score
-
-FUSION_LAYOUT = "complex-fusion/1"  # parameter layout of ComplexFusion, stored with its checkpoints
+from pipeline.evaluate import Evaluation, fused_scores, score
 
 
 def texts_by_modality(texts) -> dict:
@@ -111,9 +107,8 @@ class FusionLayers:
 
     def evaluate(self, model, data, texts, config: Config) -> Evaluation:
         model.eval()
-        labels = fused_labels(model, data, texts_by_modality(texts), config.eval.block_videos)
-        decoded = Decoded(labels, labels_to_matrix(labels, texts[0].shape[0]))
-        return score(data.videos, decoded, "complex_fusion", data.excluded, f1_batch=config.eval.f1_batch)
+        scores = fused_scores(model, data, texts_by_modality(texts), config.eval.block_videos)
+        return score(data.videos, decode_fused(scores), "complex_fusion", data.excluded, f1_batch=config.eval.f1_batch)
 
     def payload(self, model) -> dict:
         return {"model": model.state_dict(), "complex": dataclasses.asdict(self.settings),
@@ -140,30 +135,8 @@ def configured_kind(config: Config):
     return KINDS[config.train.model].configured(config)
 
 
-def fusion_from_checkpoint(state: dict, device, path="checkpoint") -> ComplexFusion:
-    if state.get("layout") != FUSION_LAYOUT:
-        raise UserError(f"{path} holds complex-valued fusion of another layout ({state.get('layout')!r}); train it "
-                        "again with this version")
-    model = ComplexFusion(state["widths"], ComplexSettings(**state["complex"]),
-                          TemporalSettings(**state["temporal"])).to(device)
-    model.load_state_dict(state["model"])
-    return model.eval()
-
-
 def kind_of_checkpoint(state: dict, path):
     """The kind that wrote a checkpoint of train.py."""
     if "complex" in state:
         return FusionLayers(ComplexSettings(**state["complex"]), TemporalSettings(**state["temporal"]))
     return TemporalLayers(checkpoint_settings(state, path))
-
-
-def fused_labels(model, data, texts: dict, block_videos: int) -> np.ndarray:
-    """Each segment's best fused score ``[N, T]`` over a split, in blocks of videos."""
-    labels = []
-    with torch.inference_mode():
-        for start in range(0, len(data.rows), block_videos):
-            streams = data.gather(np.arange(start, min(start + block_videos, len(data.rows))))
-            device = texts["audio"].device
-            scores = model({name: torch.from_numpy(array).to(device) for name, array in streams.items()}, texts)
-            labels.append(scores.argmax(dim=-1).cpu().numpy())
-    return np.concatenate(labels) if labels else np.zeros((0, data.features.audio.shape[1]), np.int64)

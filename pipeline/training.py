@@ -8,7 +8,6 @@ machine, and ``resume`` continues an interrupted run exactly (weights, optimiser
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,52 +20,19 @@ from common.config import to_dict
 from common.errors import UserError
 from common.files import writing
 from common.schema import Config
-from data.annotations import AnnotationIndex, VideoSet, Vocabulary
+from data.annotations import AnnotationIndex
 from data.audio_draws import AudioDraws
-from data.feature_cache import FeatureCache, SplitFeatures
-from data.companions import Companions
 from models.families import family
 from models.segment_encoder import resolve_device
-from models.temporal import TemporalSettings, check_fits, load_checkpoint
-from pipeline.evaluate import Evaluation, cached_videos, class_texts, subset_counts
+from models.temporal import check_fits, load_checkpoint
+from pipeline.evaluate import Evaluation, SplitData, class_texts, load_split, subset_counts
 from pipeline.extraction import ensure_features, wanted_companions
-from pipeline.trainable import TemporalLayers, configured_kind, kind_of_checkpoint
+from pipeline.trainable import configured_kind, kind_of_checkpoint
 from pipeline.run_state import (RUN_MESSAGES, check_resumed_epochs, config_changes, restore_rng, rng_states,
                                 save_checkpoint, tensorboard_writer, write_history)
 
 HISTORY_COLUMNS = ("epoch", "train_loss", "audio_draw", "selection_split", "accuracy", "segment_f1", "event_f1",
                    "average", "seconds")
-
-
-@dataclass
-class SplitData:
-    features: SplitFeatures
-    rows: np.ndarray  # cache rows of the videos kept
-    videos: VideoSet  # kept videos, in order
-    excluded: VideoSet  # videos the cache left out
-    companions: Companions | None = None  # the split's companion streams, when the model reads them
-    companion_rows: np.ndarray | None = None  # their rows of the videos kept
-
-    def gather(self, positions, draws: AudioDraws | None = None, draw_rows=None, draw: int | None = None) -> dict:
-        """The streams of the kept videos at ``positions`` as float32 ``[n, 10, D]`` arrays:
-        audio (or audio draw ``draw``), vision and the companions the split has."""
-        audio, vision = self.features.gather(self.rows[positions])
-        if draw is not None:
-            audio = draws.gather(draw_rows[positions], draw)
-        streams = {"audio": audio, "vision": vision}
-        if self.companions is not None:
-            streams.update(self.companions.gather(self.companion_rows[positions]))
-        return streams
-
-
-def load_split(cache: FeatureCache, index: AnnotationIndex, split: str, vocabulary: Vocabulary,
-               companions: dict | None = None) -> SplitData:
-    """A split's cached features; ``companions`` (their wanted provenance): its companion streams too."""
-    data = SplitData(*cached_videos(cache, index.videos(split, vocabulary=vocabulary)))
-    if companions is not None:
-        data.companions = Companions(cache, split, companions)
-        data.companion_rows = data.companions.rows(data.videos.vid_names)
-    return data
 
 
 class SegmentBatches:

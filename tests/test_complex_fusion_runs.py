@@ -134,3 +134,53 @@ def test_fusion_learns_a_rule_the_geometric_mean_cannot(deaf_to_names, tmp_path)
                                                       "predictions.csv").read_text().splitlines()[1:]}
     assert results["metrics"]["total"]["accuracy"] > 0.8, results["metrics"]["total"]
     assert len(predictions) == len(test)
+
+
+def test_eval_zero_shot_recognises_a_fusion_checkpoint_and_gives_its_test_numbers(separable, tmp_path):
+    import eval_zero_shot
+
+    folder, results = _run(separable, tmp_path / "runs", "train.epochs=1")
+    checkpoint = folder / "checkpoints" / "best.pt"
+    eval_zero_shot.main([*separable, "--checkpoint", str(checkpoint), f"output.root={tmp_path}", "output.name=eval"])
+    evaluated = json.loads((tmp_path / "eval" / "results.json").read_text())
+    assert evaluated["strategy"] == "complex_fusion" and evaluated["metrics"] == results["metrics"]
+
+
+def fusion_checkpoint(path, widths, streams=2):
+    """A randomly initialised 2-stream fusion as train.py would save it."""
+    import dataclasses
+
+    from common.schema import ComplexSettings, TemporalSettings
+    from models.complex_fusion import FUSION_LAYOUT, ComplexFusion
+
+    settings, temporal = ComplexSettings(streams=streams, hidden=4), TemporalSettings(attn_dim=4, ffn_dim=4)
+    torch.manual_seed(0)
+    model = ComplexFusion(widths, settings, temporal).eval()
+    torch.save({"model": model.state_dict(), "complex": dataclasses.asdict(settings),
+                "temporal": dataclasses.asdict(temporal), "layout": FUSION_LAYOUT, "widths": widths, "epoch": 1},
+               path)
+    return path, model
+
+
+def test_the_localizer_and_the_app_decode_with_a_fusion_checkpoint(stand_in, tmp_path):
+    from models.strategies.complex_fusion import decode_fused
+    from pipeline.localize import Localizer
+    from stand_in import AUDIO_WIDTH, CLASSES, SCRIPT, VISION_WIDTH, StandInEncoder, write_scene
+    from webapp.explorer import Explorer
+
+    path, model = fusion_checkpoint(tmp_path / "fusion.pt", {"audio": AUDIO_WIDTH, "vision": VISION_WIDTH})
+    write_scene(tmp_path / "long.mp4", SCRIPT)  # 20 s: two windows
+    localizer = Localizer(stand_in, checkpoint=path)
+    [result] = localizer.localize([tmp_path / "long.mp4"], CLASSES)
+    assert localizer.method.startswith("complex-valued fusion checkpoint") and localizer.method.endswith("(complex_fusion)")
+    store = localizer.store.get(localizer.key(tmp_path / "long.mp4"))
+    texts = {m: StandInEncoder().class_names(CLASSES + ["other"], "{}", m) for m in ("audio", "vision")}
+    with torch.no_grad():
+        scores = model({"audio": torch.from_numpy(np.array(store.audio)).view(2, 10, -1),
+                        "vision": torch.from_numpy(np.array(store.vision)).view(2, 10, -1)}, texts)
+    expected = decode_fused(scores.numpy()).segment_labels.reshape(-1)
+    assert result.labels == [(CLASSES + ["other"])[k] for k in expected]
+    explorer = Explorer(Localizer(stand_in), checkpoints=[path])
+    assert explorer.decodings[f"checkpoint {path}"].strategy.name == "complex_fusion"
+    answer = explorer.ask(tmp_path / "long.mp4", ", ".join(CLASSES), f"checkpoint {path}")
+    assert answer.result.labels == result.labels

@@ -172,5 +172,5 @@ def test_user_error_prints_one_line_without_traceback(tmp_path, capsys):
         _run(["--strategy", "v3"])
     assert exit_info.value.code == 2
     assert re.search(r"argument --strategy: invalid choice: 'v3' \(choose from '?v0'?, '?v01'?, '?v1'?, "
-                     r"'?cuerator_rule'?, '?cuerator_policy'?\)",
+                     r"'?cuerator_rule'?, '?cuerator_policy'?, '?complex_fusion'?\)",
                      capsys.readouterr().err)

@@ -147,3 +147,23 @@ def test_each_phase_gan_setting_changes_the_generator_it_trains(key, value, tmp_
     before = trained(base)
     after = trained(dataclasses.replace(base, **{key: value}))
     assert any(not torch.equal(before[name], after[name]) for name in before), f"phase_gan.{key} changed nothing"
+
+
+def test_a_four_stream_checkpoint_is_evaluated_and_localizes_a_new_video(four_streams, synthetic_bench, tmp_path):
+    import eval_zero_shot
+    import localize
+    from data.synthetic import write_demo_videos
+
+    fusion, folder = four_streams
+    checkpoint = folder / "checkpoints" / "best.pt"
+    kept = [o for o in fusion if not o.startswith(("output.", "complex.generator", "train.", "temporal."))]
+    eval_zero_shot.main([*kept, "--checkpoint", str(checkpoint), f"output.root={tmp_path}", "output.name=eval"])
+    evaluated = json.loads((tmp_path / "eval" / "results.json").read_text())
+    trained = json.loads((folder / "results.json").read_text())
+    assert evaluated["metrics"] == trained["metrics"] and evaluated["strategy"] == "complex_fusion"
+    [video, *_] = write_demo_videos(synthetic_bench["media_root"], tmp_path / "videos", long_video_clips=2)
+    localize.main([str(video), "--classes", "dog barking,cat purring", "--checkpoint", str(checkpoint), *kept,
+                   "--output", str(tmp_path / "out")])
+    events = json.loads((tmp_path / "out" / "events.json").read_text())
+    assert events["method"].endswith("(complex_fusion)")
+    assert events["videos"][0]["status"] == "ok" and events["videos"][0]["segments"] == 10

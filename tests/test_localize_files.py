@@ -9,7 +9,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from common.errors import UserError
 from data.synthetic import write_video

@@ -15,6 +15,7 @@ from common.errors import UserError
 from common.schema import Config
 from conftest import REPO, separable_cache, synthetic_overrides
 from data.annotations import AnnotationIndex
+from data.feature_cache import FeatureCache
 from data.loading import media_paths
 from data.synthetic import SyntheticSpec
 from models.similarity import cosine
@@ -357,7 +358,7 @@ def test_a_full_disk_while_saving_a_checkpoint_is_one_message(separable, tmp_pat
 def test_device_resident_batches_equal_gathered_ones(separable):
     config = _config(separable)
     index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
-    data = training.load_split(training.FeatureCache(config.cache.dir), index, "train", index.seen_vocabulary)
+    data = training.load_split(FeatureCache(config.cache.dir), index, "train", index.seen_vocabulary)
     resident = training.SegmentBatches(data, 32, 7, torch.device("cpu"), resident=True)
     gathered = training.SegmentBatches(data, 32, 7, torch.device("cpu"), resident=False)
     assert resident.streams["audio"].dtype == torch.float16  # kept in the cache's dtype
@@ -385,7 +386,7 @@ def test_each_epoch_reads_its_audio_draw_and_zero_draws_read_eval_mode_audio(sep
     assert [h["audio_draw"] for h in results["history"]] == [0, 1, 0]
     config = _config(separable)
     index = AnnotationIndex.load(config.data.meta_csv, config.data.label_json)
-    cache = training.FeatureCache(config.cache.dir)
+    cache = FeatureCache(config.cache.dir)
     data = training.load_split(cache, index, "train", index.seen_vocabulary)
     draws = AudioDraws(cache, "train", 2, 0.1)
     for resident in (False, True):

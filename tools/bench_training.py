@@ -49,7 +49,7 @@ def main(argv=None) -> None:
         print(f"videos: train {len(trainer.train_data.rows)}, val {len(trainer.selection_data.rows)}, "
               f"test {len(trainer.test_data.rows)}")
         torch.manual_seed(0)
-        model = training.TemporalModel(trainer.widths, config.temporal).to(trainer.device)
+        model = trainer.kind.build(trainer.widths).to(trainer.device)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
         batches = training.SegmentBatches(trainer.train_data, config.train.batch_size, 0, trainer.device)
         start = time.perf_counter()

@@ -9,8 +9,10 @@ A strategy declares what it needs:
 - ``"similarities"``: the frozen embeddings' similarities suffice (the training-free rules);
 - ``"checkpoint"``: a trained model, read from a file by the strategy's ``load``, either turns the
   segment embeddings into the ones its rule decodes (``Decoder.transform``: the fine-tuning
-  baseline's temporal layers) or gives each video its own rule options (``Decoder.per_video``:
-  CueRator's policy gives each video its parameters).
+  baseline's temporal layers), gives each video its own rule options (``Decoder.per_video``:
+  CueRator's policy gives each video its parameters), or scores every class of every segment from
+  the named streams and the class texts itself (``Decoder.fuse``: complex-valued fusion), which
+  its rule then decodes.
 
 A similarity strategy may take settings from the config (``settings``: CueRator's fitted
 parameters). A strategy module provides ``STRATEGIES``: a tuple of :class:`Strategy`.
@@ -27,7 +29,8 @@ import torch
 
 from common.errors import UserError
 
-MODULES = ("models.strategies.training_free", "models.strategies.fine_tuning", "models.strategies.cuerator")
+MODULES = ("models.strategies.training_free", "models.strategies.fine_tuning", "models.strategies.cuerator",
+           "models.strategies.complex_fusion")
 DEFAULT = "v01"  # the published training-free rule
 
 
@@ -41,7 +44,8 @@ class Strategy:
     method: str  # "training-free", "fine-tuning": what a title calls it
     summary: str  # one line for --help and the README
     needs: Literal["similarities", "checkpoint"]
-    rule: Callable  # (sim_audio, sim_visual, **decoder.options, **per-video options) -> models.decoders.Decoded
+    rule: Callable  # (sim_audio, sim_visual, **decoder.options, **per-video options) -> models.decoders.Decoded;
+    # a fusing strategy's: (fused scores [N, T, K]) -> Decoded
     load: Callable | None = None  # checkpoint strategies: (checkpoint, state, device) -> Decoder
     recognizes: Callable | None = None  # checkpoint strategies: (the file's torch.load) -> bool
     settings: Callable | None = None  # similarity strategies with settings: (config) -> the rule's options
@@ -71,12 +75,17 @@ class Strategy:
 class Decoder:
     """A strategy ready to label segments, with its trained model where it has one: ``transform``
     maps the segment embeddings ``(audio, vision) -> (audio, vision)`` before the similarities;
-    ``per_video`` maps them to the rule's per-video options (``{name: [videos, ...]}``)."""
+    ``per_video`` maps them to the rule's per-video options (``{name: [videos, ...]}``); ``fuse``
+    maps ``({stream: [B, T, D]}, {"audio": [K, D_a], "vision": [K, D_v]})`` to scores ``[B, T, K]``
+    from the ``streams`` it names (companion streams need ``settings``, what it was trained with)."""
 
     strategy: Strategy
     checkpoint: str | None = None
     transform: Callable | None = field(default=None, compare=False, repr=False)
     per_video: Callable | None = field(default=None, compare=False, repr=False)
+    fuse: Callable | None = field(default=None, compare=False, repr=False)
+    streams: tuple = ("audio", "vision")  # what the model reads
+    settings: object = field(default=None, compare=False)  # a fusing model's own settings (its companions)
     widths: dict | None = None  # embedding widths the model takes
     encoder: dict | None = None  # the encoder config the model was trained on (its family, size, ...)
     options: dict = field(default_factory=dict, compare=False)  # the rule's options, e.g. a checkpoint's fusion

@@ -17,7 +17,7 @@ def load(checkpoint, state: dict, device) -> Decoder:
 
 
 def recognizes(state) -> bool:
-    return isinstance(state, dict) and all(key in state for key in CHECKPOINT_KEYS)
+    return isinstance(state, dict) and all(key in state for key in CHECKPOINT_KEYS) and "complex" not in state
 
 
 V1 = Strategy("v1", "fine-tuning", "temporal layers of a checkpoint, then sqrt(relu(cos_a * cos_v)) min-max "

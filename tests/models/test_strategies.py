@@ -14,7 +14,7 @@ from webapp.explorer import Explorer
 
 def test_registered_strategies_and_what_they_need():
     assert strategies.names("similarities") == ("v0", "v01", "cuerator_rule")
-    assert strategies.names("checkpoint") == ("v1", "cuerator_policy")
+    assert strategies.names("checkpoint") == ("v1", "cuerator_policy", "complex_fusion")
     rng = np.random.default_rng(0)
     sims = rng.standard_normal((2, 4, 10, 5)).astype(np.float32)
     v01 = strategies.strategy("v01").decoder().decode(*sims)
