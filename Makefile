@@ -1,4 +1,5 @@
-# Two commands: `make demo` runs the whole pipeline on synthetic data (both baselines, CueRator, a sweep), `make test` the tests
+# Two commands: `make demo` runs the whole pipeline on synthetic data (both baselines, CueRator, complex-valued
+# fusion, a sweep), `make test` the tests
 # (`make app`: the web app on the demo's videos). Both install requirements.lock (exact versions and hashes);
 # `make test-latest` runs the tests on the newest versions requirements*.txt admit; `make lock` refreshes the lock.
 PYTHON ?= python3
@@ -26,6 +27,9 @@ demo: venv
 	PYTHON=$(BIN)/python bash run_baseline_v0.sh --config configs/demo/v0_training_free.yaml
 	PYTHON=$(BIN)/python bash run_baseline_v1_train_fully.sh --config configs/demo/v1_fine_tuning.yaml
 	PYTHON=$(BIN)/python bash run_cuerator.sh --config configs/demo/cuerator_policy.yaml
+	PYTHON=$(BIN)/python bash run_complex_fusion.sh --config configs/demo/complex_fusion_2stream.yaml
+	PYTHON=$(BIN)/python bash run_complex_fusion.sh --phase-gan --config configs/demo/complex_fusion_4stream.yaml
+	PYTHON=$(BIN)/python bash run_complex_fusion.sh --config configs/demo/complex_fusion_4stream.yaml
 	$(BIN)/python sweep.py configs/sweeps/demo_attention.yaml
 	@echo "== demo done: outputs, tables and plots in $(DEMO)/runs/ (numbers meaningless: random weights)"
 

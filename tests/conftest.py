@@ -102,6 +102,21 @@ def separable_cache(root: Path, spec, config_file: str, separation: float, *extr
     return overrides, paths
 
 
+def interrupt_at_save(monkeypatch, module, file_name: str, nth: int) -> None:
+    """``module.save_checkpoint`` raises KeyboardInterrupt at its ``nth`` save of ``file_name``
+    (a run killed there: the epoch's history row written, its checkpoint not)."""
+    original, saves = module.save_checkpoint, {"count": 0}
+
+    def interrupted(path, payload):
+        if Path(path).name == file_name:
+            saves["count"] += 1
+            if saves["count"] == nth:
+                raise KeyboardInterrupt
+        return original(path, payload)
+
+    monkeypatch.setattr(module, "save_checkpoint", interrupted)
+
+
 @pytest.fixture
 def stand_in(monkeypatch, tmp_path):
     """The localize config with the stand-in family of tests/stand_in.py (known embeddings)."""

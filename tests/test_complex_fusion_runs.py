@@ -11,7 +11,7 @@ import train
 from common import config as config_io
 from common.errors import UserError
 from common.schema import Config
-from conftest import REPO, separable_cache
+from conftest import REPO, interrupt_at_save, separable_cache
 from data.annotations import AnnotationIndex
 from data.feature_cache import FeatureCache
 from data.synthetic import SyntheticSpec
@@ -60,17 +60,7 @@ def test_a_fusion_run_writes_what_a_fine_tuning_run_writes_and_evaluates_again(s
 
 def test_resume_continues_a_fusion_run_exactly(separable, tmp_path, monkeypatch):
     _, whole = _run(separable, tmp_path / "whole")
-    saves = {"last": 0}
-    original = training.save_checkpoint
-
-    def interrupted(path, payload):
-        if path.name == "last.pt":
-            saves["last"] += 1
-            if saves["last"] == 2:
-                raise KeyboardInterrupt
-        return original(path, payload)
-
-    monkeypatch.setattr(training, "save_checkpoint", interrupted)
+    interrupt_at_save(monkeypatch, training, "last.pt", 2)
     with pytest.raises(KeyboardInterrupt):
         _run(separable, tmp_path / "cut")
     monkeypatch.undo()

@@ -11,7 +11,7 @@ import torch
 import train
 import train_phase_gan
 from common.errors import UserError
-from conftest import REPO, synthetic_overrides
+from conftest import REPO, interrupt_at_save, synthetic_overrides
 from data import companions
 from data.feature_cache import FeatureCache
 
@@ -39,16 +39,8 @@ def test_the_phase_gan_writes_a_generator_for_its_family_and_resumes_exactly(gen
     assert len(history) == 3  # header and two epochs
     from pipeline import phase_gan_training
 
-    original, calls = phase_gan_training.save_checkpoint, {"n": 0}
-
-    def interrupted(path, payload):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(path, payload)
-
     again = [o for o in overrides if not o.startswith("output.root")] + [f"output.root={tmp_path}"]
-    monkeypatch.setattr(phase_gan_training, "save_checkpoint", interrupted)
+    interrupt_at_save(monkeypatch, phase_gan_training, "last.pt", 2)
     with pytest.raises(KeyboardInterrupt):
         train_phase_gan.main([*FOUR, *again])
     monkeypatch.undo()

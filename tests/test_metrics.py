@@ -115,40 +115,28 @@ def test_f1_batch_is_the_published_mean_of_per_batch_means():
         np.mean([seg[mask][:16].mean(), seg[mask][16:32].mean(), seg[mask][32:].mean()]), abs=1e-15)
 
 
-def published_float32_segment_f1(pred, gt) -> float:
-    """The published arithmetic, written out: each row's F1 in float32, a running float32 sum in
-    row order, divided by the row count in float32."""
-    total, rows = np.float32(0), 0
-    for p, g in zip(pred, gt):
-        if p.any() or g.any():
-            tp, wrong = np.float32((p & g).sum()), np.float32((p ^ g).sum())
-            total = np.float32(total + np.float32(2 * tp) / np.float32(2 * tp + wrong))
-            rows += 1
-    return float(np.float32(total / np.float32(rows))) if rows else 1.0
-
-
 def test_float32_sums_row_by_row_as_published_where_float64_differs():
     rng = np.random.default_rng(5)
     pred, gt = rng.random((40, 67, 10)) < 0.3, rng.random((40, 67, 10)) < 0.3
-    expected = [published_float32_segment_f1(p, g) for p, g in zip(pred, gt)]
+    labels = np.zeros((40, 10), int)
+    expected = loop_scores(pred, gt, labels, labels).segment_f1.tolist()  # float32 row sums, written out
     float32 = metrics.batch_segment_level_f1(pred, gt, np.float32)
     assert float32.tolist() == expected
     assert (float32 != metrics.batch_segment_level_f1(pred, gt)).any()  # the case the rounding is about
     assert metrics.segment_level_f1(pred[0], gt[0], np.float32) == expected[0]
-    scores = metrics.score_videos(pred, gt, np.zeros((40, 10), int), np.zeros((40, 10), int))
+    scores = metrics.score_videos(pred, gt, labels, labels)
     assert scores.segment_f1.tolist() == expected and scores.segment_f1.dtype == np.float64
 
 
 @pytest.mark.parametrize("segments", [24, 25, 31, 53])
 def test_row_codes_stay_exact_up_to_53_segments(segments):
-    from test_metrics_properties import reference_f1s
-
     rng = np.random.default_rng(segments)
     pred, gt = rng.random((6, 4, segments)) < 0.5, rng.random((6, 4, segments)) < 0.5
     pred[0, 0], gt[0, 0] = True, True  # every bit set: the largest code
-    expected = np.array([reference_f1s(p, g) for p, g in zip(pred, gt)])
-    np.testing.assert_allclose(metrics.batch_segment_level_f1(pred, gt), expected[:, 0], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(metrics.batch_event_level_f1(pred, gt), expected[:, 1], rtol=0, atol=1e-12)
+    labels = np.zeros((6, segments), int)
+    expected = loop_scores(pred, gt, labels, labels)
+    assert metrics.batch_segment_level_f1(pred, gt, np.float32).tolist() == expected.segment_f1.tolist()
+    np.testing.assert_allclose(metrics.batch_event_level_f1(pred, gt), expected.event_f1, rtol=0, atol=1e-12)
 
 
 def test_more_than_53_segments_are_refused():

@@ -13,7 +13,7 @@ import train
 from common import config as config_io
 from common.errors import UserError
 from common.schema import Config
-from conftest import REPO, separable_cache, synthetic_overrides
+from conftest import REPO, interrupt_at_save, separable_cache, synthetic_overrides
 from data.annotations import AnnotationIndex
 from data.feature_cache import FeatureCache
 from data.loading import media_paths
@@ -226,17 +226,7 @@ def test_full_run_outputs_and_determinism(separable, default_run, tmp_path):
 
 def test_resume_equals_uninterrupted(separable, default_run, tmp_path, monkeypatch):
     whole_run, uninterrupted = default_run
-    saves = {"last": 0}
-    original = training.save_checkpoint
-
-    def interrupted(path, payload):
-        if path.name == "last.pt":
-            saves["last"] += 1
-            if saves["last"] == 4:  # killed after epoch 4 wrote its history row, before its checkpoint
-                raise KeyboardInterrupt
-        return original(path, payload)
-
-    monkeypatch.setattr(training, "save_checkpoint", interrupted)
+    interrupt_at_save(monkeypatch, training, "last.pt", 4)  # after epoch 4's history row, before its checkpoint
     with pytest.raises(KeyboardInterrupt):
         _run(separable, tmp_path / "cut")
     monkeypatch.undo()

@@ -30,6 +30,18 @@ from tools import annotation_files  # noqa: E402
 PUBLISHED_EPOCH_MINUTES = 26  # reported by a user of the published code, on a GPU
 
 
+def one_epoch(trainer: training.Trainer, config) -> tuple[torch.nn.Module, float]:
+    """A fresh model of the trainer's kind after one training epoch, and the epoch's seconds."""
+    torch.manual_seed(0)
+    model = trainer.kind.build(trainer.widths).to(trainer.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
+    batches = training.SegmentBatches(trainer.train_data, config.train.batch_size, 0, trainer.device)
+    start = time.perf_counter()
+    training.train_one_epoch(model, optimizer, batches.epoch(1), trainer.text_seen, trainer.kind,
+                             config.train.grad_clip)
+    return model, time.perf_counter() - start
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -48,14 +60,7 @@ def main(argv=None) -> None:
               f"{torch.get_num_threads()} threads, device {trainer.device}")
         print(f"videos: train {len(trainer.train_data.rows)}, val {len(trainer.selection_data.rows)}, "
               f"test {len(trainer.test_data.rows)}")
-        torch.manual_seed(0)
-        model = trainer.kind.build(trainer.widths).to(trainer.device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=config.train.lr)
-        batches = training.SegmentBatches(trainer.train_data, config.train.batch_size, 0, trainer.device)
-        start = time.perf_counter()
-        training.train_one_epoch(model, optimizer, batches.epoch(1), trainer.text_seen, trainer.kind,
-                                 config.train.grad_clip)
-        epoch = time.perf_counter() - start
+        model, epoch = one_epoch(trainer, config)
         start = time.perf_counter()
         trainer.kind.evaluate(model, trainer.selection_data, trainer.text_all, config)
         validation = time.perf_counter() - start
@@ -63,7 +68,8 @@ def main(argv=None) -> None:
         trainer.fit()
         full = time.perf_counter() - start
 
-    print(f"one training epoch ({len(batches)} steps of {config.train.batch_size}): {epoch:6.1f} s")
+    steps = -(-len(trainer.train_data.rows) // config.train.batch_size)
+    print(f"one training epoch ({steps} steps of {config.train.batch_size}): {epoch:6.1f} s")
     print(f"one validation pass:                       {validation:6.1f} s")
     print(f"full default run ({config.train.epochs} epochs + selection + test):   {full:6.1f} s")
     print(f"published pipeline, reported: ~{PUBLISHED_EPOCH_MINUTES} min per epoch on a GPU "
