@@ -79,14 +79,14 @@ def test_a_worker_that_stops_answering_is_named_and_the_others_go_on(stand_in, t
     for name in ("a", "b", "c"):
         write_scene(tmp_path / f"{name}.mp4", SCRIPT[:3])
     config = dataclasses.replace(stand_in, extract=dataclasses.replace(stand_in.extract, num_workers=2),
-                                 video=dataclasses.replace(stand_in.video, worker_timeout=10))
+                                 video=dataclasses.replace(stand_in.video, worker_timeout=6))
     start = time.monotonic()
     results = Localizer(config).localize([tmp_path], CLASSES)
     assert time.monotonic() - start < 90
     statuses = {os.path.basename(r.path): r.status for r in results}
     assert statuses == {"a.mp4": "ok", "b.mp4": "ok", "c.mp4": "ok", "stuck.mp4": "timed_out"}
     stuck = next(r for r in results if r.path.endswith("stuck.mp4"))
-    assert "stuck.mp4 stopped answering for 10 s (video.worker_timeout)" in stuck.reason
+    assert "stuck.mp4 stopped answering for 6 s (video.worker_timeout)" in stuck.reason
 
 
 def test_names_that_differ_only_past_the_text_encoders_reach_are_refused(stand_in, tmp_path, monkeypatch):

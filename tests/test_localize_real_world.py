@@ -185,8 +185,8 @@ def test_strategy_with_a_checkpoint_is_refused(tmp_path, capsys):
     path = checkpoint_file(tmp_path / "best.pt")
     assert run_cli([tmp_path / "a.mp4", "--classes", "x", "--checkpoint", path, "--strategy", "v0",
                     *tiny(tmp_path)]) == 2
-    assert ("--strategy v0 decodes the frozen embeddings; a --checkpoint is decoded by v1, cuerator_policy: leave one "
-            "of them out") in capsys.readouterr().err
+    assert ("--strategy v0 decodes the frozen embeddings; a --checkpoint is decoded by v1, cuerator_policy, "
+            "complex_fusion: leave one of them out") in capsys.readouterr().err
 
 
 def test_class_files_and_class_lists_as_people_write_them(stand_in, tmp_path, capsys):

@@ -13,7 +13,8 @@ from conftest import REPO
 
 README = (REPO / "README.md").read_text()
 # Rows whose default is a pointer or a description, not a value.
-DESCRIBED = {"temporal.*", "train.*", "cuerator.*", "data.meta_csv", "data.label_json", "train.lr_milestones"}
+DESCRIBED = {"temporal.*", "train.*", "cuerator.*", "complex.*", "phase_gan.*", "data.meta_csv", "data.label_json",
+             "train.lr_milestones"}
 
 
 def table(header: str) -> list[tuple[list[str], list[str]]]:

@@ -197,7 +197,7 @@ def test_splits_without_rows_are_refused(tmp_path):
 
 @pytest.mark.slow
 def test_ctrl_c_in_a_terminal_ends_the_workers_with_one_line(tmp_path):
-    rows = [("test", "dog barking", "close", f"v{i:02d}") for i in range(40)]
+    rows = [("test", "dog barking", "close", f"v{i:02d}") for i in range(16)]
     for _, _, _, vid in rows:
         encode_video(tmp_path / "raw" / f"{vid}.mp4", 10.2)
     meta, labels = tmp_path / "meta.csv", tmp_path / "labels.json"
